@@ -1,0 +1,45 @@
+// The narrow interface between the queue consumer (workers/perception) and the model pipeline.
+// The consumer knows nothing about ONNX; the pipeline knows nothing about BullMQ, Redis or storage.
+import type { Task } from '../../contracts/task.js';
+import type { PerceptionResult } from '../../contracts/result.js';
+import type { Stage } from '../../contracts/job.js';
+
+export interface PipelineInput {
+  jobId: string;
+  image: Uint8Array;
+  tasks: Task[];
+  caption: boolean;
+}
+
+export interface PipelineHooks {
+  /** Called when a stage starts; the consumer records it on the job. */
+  onStage(stage: Stage): void | Promise<void>;
+  /** Checked between stages; when true the pipeline stops with a PipelineCanceled error. */
+  shouldStop(): boolean | Promise<boolean>;
+}
+
+export interface PipelineInfo {
+  provider: 'cpu' | 'cuda';
+  model: PerceptionResult['model'];
+}
+
+export interface PerceptionPipeline {
+  info(): PipelineInfo;
+  run(input: PipelineInput, hooks: PipelineHooks): Promise<PerceptionResult>;
+  close(): Promise<void>;
+}
+
+export class PipelineCanceled extends Error {
+  constructor(readonly stage: Stage) {
+    super(`canceled before stage ${stage}`);
+    this.name = 'PipelineCanceled';
+  }
+}
+
+/** Bad input (undecodable image, impossible request): never retried. */
+export class PipelineInputError extends Error {
+  constructor(message: string, readonly pointer?: string) {
+    super(message);
+    this.name = 'PipelineInputError';
+  }
+}
