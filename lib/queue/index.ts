@@ -1,0 +1,9 @@
+// What the gateway and the workers import from the queue layer.
+export { createRedis, type RedisRole } from './connection.js';
+export { createQueues, type Queues } from './queues.js';
+export { loadQueueSettings, type QueueSettings } from './settings.js';
+export { createJobStore, JobExistsError, type JobStore, type JobStoreOptions, type StopReason } from './job-store.js';
+export * from './job-view.js';
+export { problems } from './problems.js';
+export { listLiveWorkers, startHeartbeat, type WorkerHeartbeat } from './heartbeat.js';
+export { redisKeys } from './keys.js';

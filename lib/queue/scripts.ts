@@ -1,0 +1,75 @@
+// Lua scripts that change job records atomically (see job-record.ts for why).
+import { createHash } from 'node:crypto';
+import type { Redis } from 'ioredis';
+
+class Script {
+  private readonly sha: string;
+  constructor(private readonly source: string) {
+    this.sha = createHash('sha1').update(source).digest('hex');
+  }
+  /** EVALSHA, loading the script on NOSCRIPT (first use, or after a Redis restart flushed the cache). */
+  async run(redis: Redis, keys: string[], args: (string | number)[]): Promise<unknown> {
+    try {
+      return await redis.evalsha(this.sha, keys.length, ...keys, ...args);
+    } catch (e) {
+      if (!String((e as Error).message).startsWith('NOSCRIPT')) throw e;
+      return redis.eval(this.source, keys.length, ...keys, ...args);
+    }
+  }
+}
+
+/** KEYS: job hash. ARGV: ttl seconds, then field/value pairs. 1 = created, 0 = the id exists. */
+export const createRecord = new Script(`
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
+return 1
+`);
+
+/**
+ * KEYS: job hash, webhook-attempts list, job-outcome counters. ARGV[1]: a TransitionSpec as JSON, ARGV[2]: the job id.
+ * Applies the spec only when the current status is in spec.from. Returns {applied 1|0, previous status,
+ * HGETALL of the record, the attempts list}, or {-1} when there is no record.
+ */
+export const transition = new Script(`
+local cur = redis.call('HGET', KEYS[1], 'status')
+if not cur then return {-1} end
+local spec = cjson.decode(ARGV[1])
+local allowed = 0
+for _, s in ipairs(spec.from) do if s == cur then allowed = 1 end end
+if allowed == 1 then
+  if spec.to then redis.call('HSET', KEYS[1], 'status', spec.to) end
+  if spec.set then for f, v in pairs(spec.set) do redis.call('HSET', KEYS[1], f, v) end end
+  if spec.setnx then for f, v in pairs(spec.setnx) do redis.call('HSETNX', KEYS[1], f, v) end end
+  if spec.incr then for _, f in ipairs(spec.incr) do redis.call('HINCRBY', KEYS[1], f, 1) end end
+  if spec.ttl then
+    redis.call('EXPIRE', KEYS[1], spec.ttl)
+    redis.call('EXPIRE', KEYS[2], spec.ttl)
+  end
+  if spec.publish then redis.call('PUBLISH', spec.publish, ARGV[2]) end
+  if spec.count then redis.call('HINCRBY', KEYS[3], spec.count, 1) end
+end
+return {allowed, cur, redis.call('HGETALL', KEYS[1]), redis.call('LRANGE', KEYS[2], 0, -1)}
+`);
+
+export interface TransitionSpec {
+  from: string[];
+  to?: string;
+  set?: Record<string, string>;
+  setnx?: Record<string, string>;
+  incr?: string[];
+  ttl?: number;
+  /** Channel to publish the job id on (terminal transitions). */
+  publish?: string;
+  /** Field of the job-outcome counters to increment (metrics.ts). */
+  count?: string;
+}
+
+/** KEYS: job hash, attempts list. ARGV: attempt JSON. Appends and gives the list the record's expiry. */
+export const appendAttempt = new Script(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('RPUSH', KEYS[2], ARGV[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
+return 1
+`);

@@ -1,0 +1,117 @@
+// The job store against a real Redis: create/get/cancel/wait as the gateway uses them, and the
+// status rules the worker relies on (no moving backwards, no finishing twice).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { JobView, problems } from '../../lib/queue/index.js';
+import { makePayload } from '../support/payloads.js';
+import { openQueueEnv, type QueueEnv } from '../support/queue-env.js';
+
+let q: QueueEnv;
+beforeAll(() => {
+  q = openQueueEnv();
+});
+afterAll(async () => {
+  await q.close();
+});
+
+describe('job store', () => {
+  it('creates a queued job with its queue entry and reads it back as a valid view', async () => {
+    const p = makePayload({ metadata: { order: '42' }, webhook: { url: 'https://example.com/hook', events: ['job.succeeded'] } });
+    const created = await q.store.create(p);
+    expect(created.status).toBe('queued');
+    const view = await q.store.get(p.job_id);
+    expect(JobView.parse(view)).toEqual(view);
+    expect(view).toMatchObject({ id: p.job_id, key_id: 'test-key', status: 'queued', metadata: { order: '42' } });
+    expect(view!.webhook).toEqual({ url: 'https://example.com/hook', events: ['job.succeeded'], attempts: [] });
+    const entry = await q.queues.perception.getJob(p.job_id);
+    expect(entry?.data).toEqual(p);
+    await expect(q.store.create(p)).rejects.toThrow(/already exists/);
+  });
+
+  it('returns null for unknown jobs', async () => {
+    expect(await q.store.get('job_nope')).toBeNull();
+    expect(await q.store.cancel('job_nope')).toBeNull();
+  });
+
+  it('cancels a queued job at once, removes its queue entry and wakes waiters', async () => {
+    const p = makePayload();
+    await q.store.create(p);
+    const waiting = q.store.waitForTerminal(p.job_id, 10_000);
+    const t0 = Date.now();
+    const canceled = await q.store.cancel(p.job_id);
+    expect(canceled?.status).toBe('canceled');
+    expect(canceled?.error?.type).toBe('/problems/job-canceled');
+    expect((await waiting)?.status).toBe('canceled');
+    expect(Date.now() - t0).toBeLessThan(5_000);
+    expect(await q.queues.perception.getJob(p.job_id)).toBeUndefined();
+    // Canceling again leaves it as it is; a worker can no longer start it.
+    expect((await q.store.cancel(p.job_id))?.status).toBe('canceled');
+    expect(await q.store.markRunning(p.job_id, 'w1')).toBeNull();
+  });
+
+  it('flags a running job for cancellation instead of finishing it', async () => {
+    const p = makePayload();
+    await q.store.create(p);
+    const r = await q.store.markRunning(p.job_id, 'w1');
+    expect(r?.firstStart).toBe(true);
+    expect(await q.store.stopReason(p.job_id)).toBeNull();
+    const v = await q.store.cancel(p.job_id);
+    expect(v).toMatchObject({ status: 'running', cancel_requested: true });
+    expect(await q.store.stopReason(p.job_id)).toBe('canceled');
+    const done = await q.store.markCanceled(p.job_id, problems.canceledByUser('vision'));
+    expect(done?.applied).toBe(true);
+    expect(done?.view.status).toBe('canceled');
+  });
+
+  it('a second start after a stall is not a first start, and a finished job cannot finish again', async () => {
+    const p = makePayload();
+    await q.store.create(p);
+    expect((await q.store.markRunning(p.job_id, 'w1'))?.firstStart).toBe(true);
+    const again = await q.store.markRunning(p.job_id, 'w2');
+    expect(again?.firstStart).toBe(false);
+    expect(again?.view.attempts).toBe(2);
+    expect(await q.store.setStage(p.job_id, 'vision', 0.4, { fetch: 3 })).toBe(true);
+    expect((await q.store.get(p.job_id))).toMatchObject({ stage: 'vision', progress: 0.4, timings_ms: { fetch: 3 } });
+    const failed = await q.store.markFailed(p.job_id, problems.internal('boom'));
+    expect(failed?.applied).toBe(true);
+    const late = await q.store.markCanceled(p.job_id, problems.canceledByUser());
+    expect(late).toMatchObject({ applied: false, view: { status: 'failed' } });
+    expect(await q.store.setStage(p.job_id, 'store', 0.9, {})).toBe(false);
+  });
+
+  it('expires a queued job whose deadline passed when it is read', async () => {
+    const p = makePayload({ deadlineMs: 50 });
+    await q.store.create(p);
+    await new Promise((r) => setTimeout(r, 100));
+    const v = await q.store.get(p.job_id);
+    expect(v?.status).toBe('expired');
+    expect(v?.error?.type).toBe('/problems/deadline-exceeded');
+    expect(await q.queues.perception.getJob(p.job_id)).toBeUndefined();
+  });
+
+  it('waitForTerminal returns the running job when the time runs out', async () => {
+    const p = makePayload();
+    await q.store.create(p);
+    await q.store.markRunning(p.job_id, 'w1');
+    const t0 = Date.now();
+    const v = await q.store.waitForTerminal(p.job_id, 200);
+    expect(v?.status).toBe('running');
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(190);
+  });
+
+  it('records webhook attempts on the job', async () => {
+    const p = makePayload({ webhook: { url: 'https://example.com/hook', events: ['job.started'] } });
+    await q.store.create(p);
+    await q.store.recordWebhookAttempt(p.job_id, {
+      event: 'job.started',
+      webhook_id: 'msg_x',
+      attempt: 1,
+      at: new Date().toISOString(),
+      outcome: 'failed',
+      status_code: 503,
+      duration_ms: 4,
+    });
+    const v = await q.store.get(p.job_id);
+    expect(v?.webhook?.attempts).toHaveLength(1);
+    expect(v?.webhook?.attempts[0]).toMatchObject({ outcome: 'failed', status_code: 503 });
+  });
+});

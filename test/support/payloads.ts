@@ -1,0 +1,34 @@
+// Valid job payloads for the lifecycle tests (what the gateway would enqueue after validation).
+import { randomUUID } from 'node:crypto';
+import { JOB_SCHEMA_VERSION, JobPayload, type WebhookEvent } from '../../contracts/job.js';
+import type { z } from 'zod';
+
+export function newJobId(): string {
+  return `job_${randomUUID().replaceAll('-', '')}`;
+}
+
+export function makePayload(
+  over: {
+    job_id?: string;
+    deadlineMs?: number;
+    webhook?: { url: string; events: z.infer<typeof WebhookEvent>[] };
+    metadata?: Record<string, string>;
+    phrases?: string[];
+  } = {},
+): JobPayload {
+  const id = over.job_id ?? newJobId();
+  const now = Date.now();
+  return JobPayload.parse({
+    v: JOB_SCHEMA_VERSION,
+    job_id: id,
+    key_id: 'test-key',
+    request_id: `req_${id}`,
+    image: { storage_key: `jobs/${id}/input`, content_type: 'image/png', width: 64, height: 48, bytes: 1234 },
+    tasks: [{ type: 'words', phrases: over.phrases ?? ['person', 'dog'], mode: 'instance' }],
+    caption: true,
+    created_at: new Date(now).toISOString(),
+    deadline_at: new Date(now + (over.deadlineMs ?? 60_000)).toISOString(),
+    webhook: over.webhook,
+    metadata: over.metadata,
+  });
+}
