@@ -72,7 +72,7 @@ def test_word_class_ce_with_background_weight():
     logits = torch.tensor([[2.0, 0.0], [0.0, 1.0]])  # columns: phrase 0, background
     out = {"pred_logits": logits, "pred_boxes": torch.tensor([[0.5, 0.5, 0.2, 0.2], [0.1, 0.1, 0.1, 0.1]])}
     t = targets_of([[0.5, 0.5, 0.2, 0.2]], [0])
-    losses = SetCriterion(num_points=16)([out], [t], is_sentence=False, num_masks=1.0)
+    losses = SetCriterion(num_points=16)(out, t, is_sentence=False, num_masks=1.0)
     a = math.log(1 + math.exp(-2))  # query 0 -> phrase 0
     b = math.log(1 + math.exp(-1))  # query 1 -> background (weight 0.1)
     assert math.isclose(losses["cls/final"].item(), (a + 0.1 * b) / 1.1, rel_tol=1e-6)
@@ -83,7 +83,7 @@ def test_sentence_bce_pos_weight_and_scale():
     scores = torch.tensor([[1.0], [-1.0], [0.0]])
     out = {"pred_logits": scores, "pred_boxes": torch.tensor([[0.5, 0.5, 0.2, 0.2], [0.2, 0.2, 0.1, 0.1], [0.8, 0.8, 0.1, 0.1]])}
     t = targets_of([[0.5, 0.5, 0.2, 0.2]], [0])
-    losses = SetCriterion(num_points=16)([out], [t], is_sentence=True, num_masks=1.0)
+    losses = SetCriterion(num_points=16)(out, t, is_sentence=True, num_masks=1.0)
     # query 0 matched (positive, pos_weight = 2 negatives / 1 positive)
     expected = 0.1 * (2 * sp(torch.tensor(-1.0)) + sp(torch.tensor(-1.0)) + sp(torch.tensor(0.0))).item() / 3
     assert math.isclose(losses["cls/final"].item(), expected, rel_tol=1e-6)
@@ -93,7 +93,7 @@ def test_no_target_sentence_pushes_all_scores_down():
     scores = torch.tensor([[1.0], [-2.0], [0.5]], requires_grad=True)
     out = {"pred_logits": scores, "pred_boxes": torch.rand(3, 4), "pred_masks": torch.zeros(3, 8, 8)}
     t = targets_of(torch.zeros(0, 4).tolist(), [])
-    losses = SetCriterion(num_points=16)([out], [t], is_sentence=True, num_masks=1.0)
+    losses = SetCriterion(num_points=16)(out, t, is_sentence=True, num_masks=1.0)
     assert math.isclose(losses["cls/final"].item(), 0.1 * sp(scores.detach()[:, 0]).mean().item(), rel_tol=1e-6)
     assert losses["mask/final"].item() == 0 and losses["l1/final"].item() == 0
     weighted_total(losses, LossWeights()).backward()
@@ -105,7 +105,7 @@ def test_mask_losses_on_constant_logits_are_exact_for_any_points():
     out = {"pred_logits": torch.tensor([[3.0, 0.0]]), "pred_boxes": torch.tensor([[0.5, 0.5, 0.4, 0.4]]),
            "pred_masks": torch.zeros(1, 8, 8)}
     t = targets_of([[0.5, 0.5, 0.4, 0.4]], [0], masks=torch.ones(1, 8, 8))
-    losses = SetCriterion(num_points=k)([out], [t], is_sentence=False, num_masks=2.0)
+    losses = SetCriterion(num_points=k)(out, t, is_sentence=False, num_masks=2.0)
     assert math.isclose(losses["mask/final"].item(), math.log(2) / 2, rel_tol=1e-6)
     assert math.isclose(losses["dice/final"].item(), (1 - (k + 1) / (1.5 * k + 1)) / 2, rel_tol=1e-6)
 
@@ -116,7 +116,7 @@ def test_box_only_and_stuff_targets_skip_their_losses():
     # target 0: thing without mask, target 1: stuff with mask (masks tensor given but has_mask overridden below)
     t = targets_of([[0.5, 0.5, 0.2, 0.2], [0.9, 0.9, 0.1, 0.1]], [0, 1], masks=torch.ones(2, 8, 8), stuff=[False, True])
     t.has_mask = torch.tensor([False, True])
-    losses = SetCriterion(num_points=32)([out], [t], is_sentence=False, num_masks=2.0, num_thing_queries=1)
+    losses = SetCriterion(num_points=32)(out, t, is_sentence=False, num_masks=2.0, num_thing_queries=1)
     assert abs(losses["l1/final"].item()) < 1e-7  # only the thing box (query 0, exact) is supervised
     assert math.isclose(losses["mask/final"].item(), math.log(2) / 2, rel_tol=1e-6)  # only the stuff mask
 
@@ -131,8 +131,8 @@ def test_all_prediction_sets_are_supervised_and_weighted_total():
     out = preds(4) | {"aux_outputs": [preds(4), preds(4)], "enc_outputs": preds(4),
                       "dn_outputs": preds(4) | {"aux_outputs": [preds(4)]}}
     t = targets_of([[0.5, 0.5, 0.2, 0.2], [0.3, 0.3, 0.2, 0.2]], [0, 1], masks=(torch.rand(2, 8, 8, generator=gen) > 0.5).float())
-    dn = [(torch.tensor([0, 1, 2, 3]), torch.tensor([0, 1, 0, 1]))]
-    losses = SetCriterion(num_points=32)([out], [t], False, 2.0, dn_groups=dn, dn_num_groups=2)
+    dn = (torch.tensor([0, 1, 2, 3]), torch.tensor([0, 1, 0, 1]))
+    losses = SetCriterion(num_points=32)(out, t, False, 2.0, dn_match=dn, dn_num_groups=2)
     sets = {k.split("/")[1] for k in losses}
     assert sets == {"final", "aux0", "aux1", "enc", "dn", "dn_aux0"}
     w = LossWeights()
@@ -146,7 +146,16 @@ def test_all_prediction_sets_are_supervised_and_weighted_total():
 def test_lm_loss_only_on_response_positions():
     logits = torch.zeros(1, 4, 5)
     logits[0, 1, 3] = 2.0  # predicts token at position 2
-    ids = torch.tensor([[1, 2, 3, 4]])
-    label_mask = torch.tensor([[0, 0, 1, 1]])
+    labels = torch.tensor([[-100, -100, 3, 4]])
     expected = (-torch.log_softmax(logits[0, 1], -1)[3] - torch.log_softmax(logits[0, 2], -1)[4]) / 2
-    torch.testing.assert_close(lm_loss(logits, ids, label_mask), expected)
+    torch.testing.assert_close(lm_loss(logits, labels), expected)
+    assert lm_loss(logits, torch.full((1, 4), -100)).item() == 0.0
+
+
+def test_class_loss_is_divided_by_batch_size():
+    out = {"pred_logits": torch.tensor([[2.0, 0.0], [0.0, 1.0]]), "pred_boxes": torch.rand(2, 4) * 0.5 + 0.2}
+    t = targets_of([[0.5, 0.5, 0.2, 0.2]], [0])
+    one = SetCriterion(num_points=16, generator=torch.Generator().manual_seed(0))(out, t, False, 1.0)
+    four = SetCriterion(num_points=16, generator=torch.Generator().manual_seed(0))(out, t, False, 1.0, batch_size=4)
+    torch.testing.assert_close(four["cls/final"] * 4, one["cls/final"])
+    torch.testing.assert_close(four["l1/final"], one["l1/final"])

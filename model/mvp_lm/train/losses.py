@@ -40,26 +40,19 @@ def box_losses(pred_boxes: Tensor, target_boxes: Tensor, num_boxes: float) -> tu
     return l1, (1 - giou).sum() / num_boxes
 
 
-def lm_loss(logits: Tensor, input_ids: Tensor, label_mask: Tensor) -> Tensor:
-    """Next-token CE over the positions whose token is marked in label_mask [B,T] (the response)."""
-    targets = input_ids[:, 1:]
-    mask = label_mask[:, 1:].bool()
-    flat = logits[:, :-1][mask]
-    if flat.shape[0] == 0:
+def lm_loss(logits: Tensor, labels: Tensor) -> Tensor:
+    """Next-token CE: logits [B,T,V] at j−1 predict labels [B,T] at j (HF style, −100 = not trained: the prompt)."""
+    targets = labels[:, 1:]
+    if not bool((targets != -100).any()):
         return logits.sum() * 0.0
-    return F.cross_entropy(flat.float(), targets[mask])
-
-
-@dataclass
-class _ClassTerms:
-    """Numerator/denominator accumulated over the images of a batch, so the class loss is a batch mean."""
-
-    numerator: list[Tensor] = field(default_factory=list)
-    denominator: float = 0.0
+    return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
 
 
 @dataclass
 class SetCriterion:
+    """Decoder losses of one image. Class terms are divided by `batch_size` (images on this rank), so summing the
+    per-image results gives the batch mean of the class loss; mask and box terms are sums ÷ num_masks."""
+
     weights: LossWeights = field(default_factory=LossWeights)
     num_points: int = 12544
     oversample_ratio: float = 3.0
@@ -69,71 +62,60 @@ class SetCriterion:
     generator: torch.Generator | None = None
 
     def __call__(
-        self, outputs: list[dict], targets: list[ImageTargets], is_sentence: bool, num_masks: float,
-        num_thing_queries: int | None = None, dn_groups: list[tuple[Tensor, Tensor]] | None = None,
-        dn_num_groups: int = 0,
+        self, outputs: dict, targets: ImageTargets, is_sentence: bool, num_masks: float, batch_size: int = 1,
+        num_thing_queries: int | None = None, dn_match: tuple[Tensor, Tensor] | None = None, dn_num_groups: int = 0,
     ) -> dict[str, Tensor]:
-        """outputs: one dict per image (no batch dim) with pred_logits [Q,P], pred_masks [Q,M,M] (optional),
-        pred_boxes [Q,4], and optionally aux_outputs (list), enc_outputs, dn_outputs (with its own aux_outputs).
+        """outputs: pred_logits [Q,P], pred_masks [Q,M,M] (optional), pred_boxes [Q,4], and optionally aux_outputs
+        (list of such dicts), enc_outputs, dn_outputs (with its own aux_outputs) — one image, no batch dim.
         num_masks: targets per image averaged over the global batch (≥1), the normaliser of mask/box losses.
-        dn_groups: per image the fixed (dn query, target) index pairs; dn_num_groups scales their normaliser.
+        dn_match: the fixed (dn query, target) index pairs; dn_num_groups scales their normaliser.
         Returns raw (unweighted) losses keyed "<component>/<set>"."""
-        losses: dict[str, Tensor] = {}
         sets = {"final": outputs}
-        for i in range(len(outputs[0].get("aux_outputs") or [])):
-            sets[f"aux{i}"] = [o["aux_outputs"][i] for o in outputs]
-        if outputs[0].get("enc_outputs") is not None:
-            sets["enc"] = [o["enc_outputs"] for o in outputs]
+        for i, aux in enumerate(outputs.get("aux_outputs") or []):
+            sets[f"aux{i}"] = aux
+        if outputs.get("enc_outputs") is not None:
+            sets["enc"] = outputs["enc_outputs"]
+        losses: dict[str, Tensor] = {}
         for name, preds in sets.items():
             nq = num_thing_queries if name != "enc" else None  # enc queries are the text-selected things only
-            matches = [
-                hungarian_match(p["pred_logits"], p.get("pred_masks"), p["pred_boxes"], t, is_sentence, self.weights,
-                                self.num_points, nq, self.generator)
-                for p, t in zip(preds, targets)
-            ]
-            losses.update(self._set_losses(preds, targets, matches, is_sentence, num_masks, name))
-        if dn_groups is not None and outputs[0].get("dn_outputs") is not None:
-            dn_sets = {"dn": [o["dn_outputs"] for o in outputs]}
-            for i in range(len(outputs[0]["dn_outputs"].get("aux_outputs") or [])):
-                dn_sets[f"dn_aux{i}"] = [o["dn_outputs"]["aux_outputs"][i] for o in outputs]
+            match = hungarian_match(preds["pred_logits"], preds.get("pred_masks"), preds["pred_boxes"], targets,
+                                    is_sentence, self.weights, self.num_points, nq, self.generator)
+            losses.update(self._set_losses(preds, targets, match, is_sentence, num_masks, batch_size, name))
+        dn = outputs.get("dn_outputs")
+        if dn_match is not None and dn is not None:
+            dn_sets = {"dn": dn} | {f"dn_aux{i}": aux for i, aux in enumerate(dn.get("aux_outputs") or [])}
             for name, preds in dn_sets.items():
-                losses.update(self._set_losses(preds, targets, dn_groups, is_sentence, num_masks * dn_num_groups, name,
-                                               matched_only_class=True))
+                losses.update(self._set_losses(preds, targets, dn_match, is_sentence, num_masks * dn_num_groups,
+                                               batch_size, name, matched_only_class=True))
         return losses
 
     def _set_losses(
-        self, preds: list[dict], targets: list[ImageTargets], matches: list[tuple[Tensor, Tensor]], is_sentence: bool,
-        num_masks: float, name: str, matched_only_class: bool = False,
+        self, preds: dict, targets: ImageTargets, match: tuple[Tensor, Tensor], is_sentence: bool, num_masks: float,
+        batch_size: int, name: str, matched_only_class: bool = False,
     ) -> dict[str, Tensor]:
-        device = preds[0]["pred_boxes"].device
         # 0 that depends on every head, so each loss stays in the graph even without matches (DDP needs that)
-        zero = sum(v.sum() for p in preds for k, v in p.items() if k.startswith("pred_") and v is not None) * 0.0
+        zero = sum(v.sum() for k, v in preds.items() if k.startswith("pred_") and v is not None) * 0.0
+        device = preds["pred_boxes"].device
+        qi, ti = match[0].to(device), match[1].to(device)
         out = {}
-        if preds[0].get("pred_logits") is not None:
-            out[f"cls/{name}"] = self._class_loss(preds, targets, matches, is_sentence, matched_only_class) + zero
-        src_boxes, tgt_boxes, src_masks, tgt_masks = [], [], [], []
-        for p, t, (qi, ti) in zip(preds, targets, matches):
-            qi, ti = qi.to(device), ti.to(device)
-            things = ~t.is_stuff[ti]
-            src_boxes.append(p["pred_boxes"][qi[things]])
-            tgt_boxes.append(t.boxes[ti[things]])
-            if p.get("pred_masks") is not None:
-                with_mask = t.has_mask[ti]
-                src_masks.append(p["pred_masks"][qi[with_mask]])
-                tgt_masks.append(t.masks[ti[with_mask]])
-        src_b, tgt_b = torch.cat(src_boxes), torch.cat(tgt_boxes)
-        if src_b.shape[0] > 0:
-            out[f"l1/{name}"], out[f"giou/{name}"] = (v + zero for v in box_losses(src_b.float(), tgt_b.float(), num_masks))
+        if preds.get("pred_logits") is not None:
+            cls = self._class_loss(preds["pred_logits"].float(), targets, qi, ti, is_sentence, matched_only_class)
+            out[f"cls/{name}"] = cls / batch_size + zero
+        things = ~targets.is_stuff[ti]
+        if bool(things.any()):
+            l1, giou = box_losses(preds["pred_boxes"][qi[things]].float(), targets.boxes[ti[things]].float(), num_masks)
+            out[f"l1/{name}"], out[f"giou/{name}"] = l1 + zero, giou + zero
         else:
             out[f"l1/{name}"] = out[f"giou/{name}"] = zero
-        if src_masks:
-            src_m, tgt_m = torch.cat(src_masks).float(), torch.cat(tgt_masks).float()
-            if src_m.shape[0] > 0:
+        if preds.get("pred_masks") is not None:
+            with_mask = targets.has_mask[ti]
+            if bool(with_mask.any()):
+                src = preds["pred_masks"][qi[with_mask]].float()
                 with torch.no_grad():
-                    coords = uncertain_point_coords(src_m, self.num_points, self.oversample_ratio,
+                    coords = uncertain_point_coords(src, self.num_points, self.oversample_ratio,
                                                     self.importance_sample_ratio, self.generator)
-                    labels = point_sample(tgt_m, coords)
-                logits = point_sample(src_m, coords)
+                    labels = point_sample(targets.masks[ti[with_mask]].float(), coords)
+                logits = point_sample(src, coords)
                 out[f"mask/{name}"] = sigmoid_ce_loss(logits, labels, num_masks) + zero
                 out[f"dice/{name}"] = dice_loss(logits, labels, num_masks) + zero
             else:
@@ -141,37 +123,25 @@ class SetCriterion:
         return out
 
     def _class_loss(
-        self, preds: list[dict], targets: list[ImageTargets], matches: list[tuple[Tensor, Tensor]], is_sentence: bool,
-        matched_only: bool,
+        self, logits: Tensor, targets: ImageTargets, qi: Tensor, ti: Tensor, is_sentence: bool, matched_only: bool,
     ) -> Tensor:
         if is_sentence:
-            scores = torch.cat([p["pred_logits"][:, 0].float() for p in preds])
-            labels = torch.cat([_sentence_labels(p["pred_logits"].shape[0], qi) for p, (qi, _) in zip(preds, matches)])
-            labels = labels.to(scores.device)
-            positives = float(labels.sum())
+            scores = logits[:, 0]
+            labels = torch.zeros_like(scores)
+            labels[qi] = 1.0
+            positives = float(qi.numel())
             pos_weight = torch.tensor((labels.numel() - positives) / max(positives, 1.0), device=scores.device)
-            bce = F.binary_cross_entropy_with_logits(scores, labels, pos_weight=pos_weight)
-            return bce * self.sentence_scale
-        terms = _ClassTerms()
-        for p, t, (qi, ti) in zip(preds, targets, matches):
-            logits = p["pred_logits"].float()
-            num_classes = logits.shape[-1]
-            qi, ti = qi.to(logits.device), ti.to(logits.device)
-            classes = torch.full((logits.shape[0],), num_classes - 1, dtype=torch.int64, device=logits.device)
-            classes[qi] = t.labels[ti]
-            if matched_only:
-                logits, classes = logits[qi], classes[qi]
-            class_weight = torch.ones(num_classes, device=logits.device)
-            class_weight[-1] = self.background_weight
-            terms.numerator.append(F.cross_entropy(logits, classes, weight=class_weight, reduction="sum"))
-            terms.denominator += float(class_weight[classes].sum())
-        return torch.stack(terms.numerator).sum() / max(terms.denominator, 1e-6)
-
-
-def _sentence_labels(num_queries: int, matched_queries: Tensor) -> Tensor:
-    labels = torch.zeros(num_queries)
-    labels[matched_queries] = 1.0
-    return labels
+            return F.binary_cross_entropy_with_logits(scores, labels, pos_weight=pos_weight) * self.sentence_scale
+        num_classes = logits.shape[-1]
+        classes = torch.full((logits.shape[0],), num_classes - 1, dtype=torch.int64, device=logits.device)
+        classes[qi] = targets.labels[ti]
+        if matched_only:
+            logits, classes = logits[qi], classes[qi]
+            if classes.numel() == 0:
+                return logits.sum() * 0.0
+        class_weight = torch.ones(num_classes, device=logits.device)
+        class_weight[-1] = self.background_weight
+        return F.cross_entropy(logits, classes, weight=class_weight)
 
 
 def weighted_total(losses: dict[str, Tensor], weights: LossWeights) -> Tensor:

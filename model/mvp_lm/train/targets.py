@@ -11,7 +11,7 @@ class ImageTargets:
 
     labels: [N] int64 phrase index (word tasks) — 0 for every target of a sentence task.
     boxes: [N,4] sigmoid-space cx,cy,w,h normalised to the padded S×S frame.
-    masks: [N,M,M] float {0,1} at mask resolution (M = S/4, padded frame); rows without a mask are zero.
+    masks: [N,M,M] float coverage in [0,1] at mask resolution (M = S/4, padded frame); rows without a mask are 0.
     has_mask: [N] bool — False for box-only annotations (no mask cost or loss for them).
     is_stuff: [N] bool — stuff targets get no box cost or loss and match only stuff queries in panoptic.
     """
