@@ -1,0 +1,1 @@
+"""Building blocks of MVP-LM, one file per part."""
