@@ -1,0 +1,72 @@
+// Sentence tasks over the first K queries. single (RES/REC): the query with the best sigmoid(score) × mean mask
+// prob, with its box-head box. multi (gRefCOCO): "no target" when the best sigmoid(score) is below the manifest
+// threshold, otherwise the union of the masks of the queries above the score threshold (at least the best one).
+import type { Detection } from '../../../contracts/result.js';
+import type { SentenceTask } from '../../../contracts/task.js';
+import { detection, scoredMask, type ScoredMask } from './common.js';
+import { boxToOriginal, maskBox, MaskResizer, sigmoid } from './geometry.js';
+import type { PostprocessConstants, RawOutputs } from './types.js';
+
+function sentenceScores(raw: RawOutputs, numK: number): Float32Array {
+  const s = new Float32Array(numK);
+  for (let q = 0; q < numK; q++) s[q] = sigmoid(raw.logits[q * raw.numPhrases]!);
+  return s;
+}
+
+export function sentenceSingle(raw: RawOutputs, task: SentenceTask, resizer: MaskResizer, c: PostprocessConstants, numK: number): Detection[] {
+  const s = sentenceScores(raw, numK);
+  const scratch = new Float32Array(resizer.pixels);
+  let best = -1;
+  let bestScore = -Infinity;
+  let bestMask: ScoredMask | undefined;
+  for (let q = 0; q < numK; q++) {
+    const m = scoredMask(resizer, raw.masks, q, c.mask_logit_threshold, scratch);
+    const total = Math.fround(s[q]! * m.inside);
+    if (total > bestScore) {
+      best = q;
+      bestScore = total;
+      bestMask = m;
+    }
+  }
+  const { original } = resizer.geom;
+  return [
+    detection(0, task.sentence, bestScore, task.outputs, {
+      box: boxToOriginal(raw.boxes, best, resizer.geom),
+      mask: { data: bestMask!.mask, height: original.height, width: original.width },
+      area: bestMask!.area,
+    }),
+  ];
+}
+
+export function sentenceMulti(
+  raw: RawOutputs,
+  task: SentenceTask,
+  resizer: MaskResizer,
+  c: PostprocessConstants,
+  numK: number,
+): { detections: Detection[]; noTarget: boolean } {
+  const s = sentenceScores(raw, numK);
+  let best = 0;
+  for (let q = 1; q < numK; q++) if (s[q]! > s[best]!) best = q;
+  if (s[best]! < c.no_target_threshold) return { detections: [], noTarget: true };
+  const threshold = task.score_threshold ?? c.generalised_sentence_threshold;
+  let chosen = [...s.keys()].filter((q) => s[q]! > threshold);
+  if (chosen.length === 0) chosen = [best];
+  const { original } = resizer.geom;
+  const union = new Uint8Array(resizer.pixels);
+  const logits = new Float32Array(resizer.pixels);
+  for (const q of chosen) {
+    resizer.logits(raw.masks, q, logits);
+    for (let i = 0; i < union.length; i++) if (logits[i]! > c.mask_logit_threshold) union[i] = 1;
+  }
+  let area = 0;
+  for (let i = 0; i < union.length; i++) area += union[i]!;
+  const detections = [
+    detection(0, task.sentence, s[best]!, task.outputs, {
+      box: maskBox(union, original),
+      mask: { data: union, height: original.height, width: original.width },
+      area,
+    }),
+  ];
+  return { detections, noTarget: false };
+}
