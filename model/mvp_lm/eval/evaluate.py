@@ -1,0 +1,169 @@
+"""Scores a prediction file (see .predictions) against ground truth (see .gt), one block per task type present:
+panoptic (PQ/SQ/RQ), semantic (mIoU; also derived from panoptic predictions), detection / instance (box and mask
+AP via COCOeval), res + rec (RefCOCO, single-target sentences), gres (gRefCOCO, multi-mode sentences), caption."""
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+
+from ..data.errors import DataFormatError
+from ..data.masks import xyxy_to_xywh
+from .captions import caption_scores
+from .coco_ap import coco_ap
+from .gt import GroundTruth
+from .panoptic import PQStat, Segment
+from .predictions import mask_of
+from .referring import GRESStat, RESStat
+from .semantic import SemanticStat
+
+
+class _Context:
+    """Where a prediction sits, for error messages, and the phrase → category lookup."""
+
+    def __init__(self, path: str, categories: dict[int, dict]):
+        self.path = path
+        self.by_name = {c["name"].lower(): cid for cid, c in categories.items()}
+
+    def category(self, phrase: str, rec: str, field: str) -> int:
+        cid = self.by_name.get(phrase.strip().lower())
+        if cid is None:
+            raise DataFormatError(self.path, rec, field, f"phrase {phrase!r} is not a ground-truth category")
+        return cid
+
+
+def _panoptic_prediction(task: dict, h: int, w: int, ctx: _Context, rec: str, isthing: dict[int, bool]):
+    """Detections → a non-overlapping segment map: higher scores claim pixels first; stuff merged per category."""
+    ids = np.zeros((h, w), np.int64)
+    segs: dict[int, Segment] = {}
+    stuff_seg: dict[int, int] = {}
+    order = sorted(range(len(task["detections"])), key=lambda k: -task["detections"][k]["score"])
+    for k in order:
+        d = task["detections"][k]
+        f = f"tasks[{task['_index']}].detections[{k}]"
+        if d.get("mask") is None:
+            raise DataFormatError(ctx.path, rec, f + ".mask", "panoptic predictions need masks")
+        cid = ctx.category(d["phrase"], rec, f + ".phrase")
+        free = mask_of(d["mask"], h, w, ctx.path, rec, f + ".mask") & (ids == 0)
+        if not isthing.get(cid, True) and cid in stuff_seg:
+            sid = stuff_seg[cid]
+        else:
+            sid = len(segs) + 1
+            segs[sid] = Segment(cid)
+            if not isthing.get(cid, True):
+                stuff_seg[cid] = sid
+        ids[free] = sid
+    return ids, segs
+
+
+def _semantic_prediction(task: dict, h: int, w: int, ctx: _Context, rec: str) -> np.ndarray:
+    """Category per pixel from the semantic regions (or, without them, from the detections by score)."""
+    out = np.zeros((h, w), np.int64)
+    regions = task.get("semantic")
+    items = [(f"tasks[{task['_index']}].semantic[{k}]", r) for k, r in enumerate(regions)] if regions else \
+        [(f"tasks[{task['_index']}].detections[{k}]", d) for k, d in
+         sorted(enumerate(task["detections"]), key=lambda kd: -kd[1]["score"]) if d.get("mask")]
+    for f, r in items:
+        m = mask_of(r["mask"], h, w, ctx.path, rec, f + ".mask") & (out == 0)
+        out[m] = ctx.category(r["phrase"], rec, f + ".phrase")
+    return out
+
+
+def _union_mask(task: dict, h: int, w: int, ctx: _Context, rec: str) -> np.ndarray:
+    m = np.zeros((h, w), bool)
+    if task.get("no_target"):
+        return m
+    for k, d in enumerate(task["detections"]):
+        if d.get("mask") is not None:
+            m |= mask_of(d["mask"], h, w, ctx.path, rec, f"tasks[{task['_index']}].detections[{k}].mask")
+    return m
+
+
+def evaluate(gt: GroundTruth, predictions: list[dict], path: str = "<predictions>") -> dict[str, dict]:
+    tasks_by_mode: dict[str, list[tuple[dict, dict, str]]] = defaultdict(list)
+    for i, e in enumerate(predictions):
+        rec = f"predictions[{i}] (image_id {e['image_id']})"
+        for j, t in enumerate(e["tasks"]):
+            tasks_by_mode[t["mode"]].append((e, {**t, "_index": j}, rec))
+    results: dict[str, dict] = {}
+
+    if tasks_by_mode["panoptic"] or tasks_by_mode["semantic"]:
+        cats = gt.panoptic["categories"]
+        ctx = _Context(path, cats)
+        isthing = {cid: bool(c.get("isthing", 1)) for cid, c in cats.items()}
+        pq, sem_from_pq = PQStat(), SemanticStat(list(cats))
+        for e, t, rec in tasks_by_mode["panoptic"]:
+            gt_ids, gt_segs = gt.panoptic_image(e["image_id"])
+            ids, segs = _panoptic_prediction(t, *gt_ids.shape, ctx, rec, isthing)
+            pq.add_image(gt_ids, gt_segs, ids, segs)
+            lut = np.zeros(len(segs) + 1, np.int64)
+            for sid, s in segs.items():
+                lut[sid] = s.category_id
+            sem_from_pq.add(gt.semantic_image(e["image_id"]), lut[ids])
+        if tasks_by_mode["panoptic"]:
+            results["panoptic"] = {**pq.summary(isthing), "num_images": len(tasks_by_mode["panoptic"])}
+            results["semantic_from_panoptic"] = sem_from_pq.summary()
+        if tasks_by_mode["semantic"]:
+            sem = SemanticStat(list(cats))
+            for e, t, rec in tasks_by_mode["semantic"]:
+                g = gt.semantic_image(e["image_id"])
+                sem.add(g, _semantic_prediction(t, *g.shape, ctx, rec))
+            results["semantic"] = {**sem.summary(), "num_images": len(tasks_by_mode["semantic"])}
+
+    for mode in ("detection", "instance"):
+        if not tasks_by_mode[mode]:
+            continue
+        coco = gt.coco
+        ctx = _Context(path, coco.cats)
+        boxes, masks, image_ids = [], [], set()
+        for e, t, rec in tasks_by_mode[mode]:
+            iid = e["image_id"]
+            if iid not in coco.imgs:
+                raise DataFormatError(path, rec, "image_id", f"not an image of {gt.paths.instances}")
+            image_ids.add(iid)
+            h, w = coco.imgs[iid]["height"], coco.imgs[iid]["width"]
+            for k, d in enumerate(t["detections"]):
+                f = f"tasks[{t['_index']}].detections[{k}]"
+                base = {"image_id": iid, "category_id": ctx.category(d["phrase"], rec, f + ".phrase"),
+                        "score": float(d["score"])}
+                if d.get("box") is not None:
+                    boxes.append({**base, "bbox": xyxy_to_xywh(d["box"])})
+                if d.get("mask") is not None:
+                    mask_of(d["mask"], h, w, path, rec, f + ".mask")   # checks the size
+                    masks.append({**base, "segmentation": dict(d["mask"])})
+        block = {"box": coco_ap(coco, boxes, "bbox", sorted(image_ids))}
+        if masks:
+            block["mask"] = coco_ap(coco, masks, "segm", sorted(image_ids))
+        results[mode] = block
+
+    if tasks_by_mode["single"]:
+        res = RESStat()
+        for e, t, rec in tasks_by_mode["single"]:
+            target = gt.refs.get(t["sent_id"])
+            if target is None or target["image_id"] != e["image_id"]:
+                raise DataFormatError(path, rec, f"tasks[{t['_index']}].sent_id",
+                                      f"{t['sent_id']} is not a {gt.split} sentence of image {e['image_id']}")
+            h, w = target["mask"].shape
+            best = max(t["detections"], key=lambda d: d["score"], default=None)
+            f = f"tasks[{t['_index']}].detections"
+            res.add(mask_of(best["mask"], h, w, path, rec, f + ".mask") if best and best.get("mask") else None,
+                    target["mask"])
+            res.add_box(best.get("box") if best else None, target["box"])
+        results["refcoco"] = res.summary()
+
+    if tasks_by_mode["multi"]:
+        gres = GRESStat()
+        for e, t, rec in tasks_by_mode["multi"]:
+            target = gt.grefs.get(t["sent_id"])
+            if target is None or target["image_id"] != e["image_id"]:
+                raise DataFormatError(path, rec, f"tasks[{t['_index']}].sent_id",
+                                      f"{t['sent_id']} is not a {gt.split} sentence of image {e['image_id']}")
+            gres.add(_union_mask(t, *target["mask"].shape, _Context(path, {}), rec), target["mask"])
+        results["grefcoco"] = gres.summary()
+
+    with_caption = [e for e in predictions if e.get("caption")]
+    if with_caption:
+        refs = gt.captions
+        scored = [e for e in with_caption if refs.get(e["image_id"])]
+        results["caption"] = caption_scores([e["caption"] for e in scored], [refs[e["image_id"]] for e in scored])
+    return results
