@@ -1,19 +1,20 @@
 """Per-iteration materialisation of an SFT record into one training sample (paper §3.2, "Randomness in Training
 Pairs"): negatives drawn from the absent categories, the phrase list shuffled, one caption picked at random,
-targets remapped to the shuffled phrase order, and the prompt/response texts built."""
+targets remapped to the shuffled phrase order. The trainer turns a Sample into token ids with
+mvp_lm.prompt.build_training_ids (phrases, sentence, caption); the text properties below render the same
+"paper" templates for people and logs."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
 
+from ..prompt import TEMPLATES
 from .record import Phrase, Record, Target
 
-WORD_TASK_DESCRIPTION = ("Please identify all objects according to the given phrase list. "
-                         "This is all the candidate phrases.")
-SENTENCE_TASK_DESCRIPTION = "Please identify the target according to the following instruction."
-PHRASE_SEPARATOR = ", "
-RESPONSE_MARKER = "The perception result is"
+_T = TEMPLATES["paper"]
+WORD_TASK_DESCRIPTION = _T["word_task"].strip()
+SENTENCE_TASK_DESCRIPTION = _T["sentence_task"].strip()
 PER_TOKEN = "<PER>"
 
 
@@ -33,7 +34,7 @@ class Sample:
     @property
     def instruction(self) -> str:
         """The phrase list (words) or the expression (sentence), as it appears in the prompt."""
-        return PHRASE_SEPARATOR.join(p.text for p in self.phrases)
+        return _T["phrase_separator"].join(p.text for p in self.phrases)
 
     @property
     def prompt_text(self) -> str:
@@ -47,8 +48,8 @@ class Sample:
 def response_text(caption: str | None) -> str:
     """"[caption]. The perception result is <PER>", or "The perception result is <PER>" without a caption."""
     if caption is None:
-        return f"{RESPONSE_MARKER} {PER_TOKEN}"
-    return f"{caption.strip().rstrip('.').rstrip()}. {RESPONSE_MARKER} {PER_TOKEN}"
+        return f"{_T['no_caption_response']} {PER_TOKEN}"
+    return f"{caption.strip().rstrip('.').strip()}{_T['response_marker']} {PER_TOKEN}"
 
 
 @dataclass
