@@ -1,0 +1,51 @@
+// Wires the gateway's dependencies from configuration: one Redis client connection, the queues, the job
+// store, the blob store and the metrics registry. server.ts, the benchmark and the tests use this, so they
+// all run the same wiring.
+import type { Config } from '../lib/config.js';
+import type { Logger } from '../lib/log.js';
+import { createMetricsRegistry } from '../lib/metrics.js';
+import { createJobStore, createQueues, createRedis, type QueueSettings } from '../lib/queue/index.js';
+import { createBlobStore, type BlobStore } from '../lib/storage/index.js';
+import type { AppDeps } from './context.js';
+
+export interface GatewayDeps {
+  deps: AppDeps;
+  close(): Promise<void>;
+}
+
+export function openGatewayDeps(opts: {
+  config: Config;
+  settings: QueueSettings;
+  log: Logger;
+  /** Defaults to the configured store (tests pass one bound to their bucket). */
+  store?: BlobStore;
+  /** Node process metrics on /metrics (off in tests that build several apps in one process). */
+  defaultMetrics?: boolean;
+}): GatewayDeps {
+  const { config, settings, log } = opts;
+  const redis = createRedis(config.redisUrl, 'client');
+  const queues = createQueues(redis, settings, { retentionS: config.jobRetentionS, webhookMaxAttempts: config.webhook.maxAttempts });
+  const jobs = createJobStore({
+    redis,
+    queue: queues.perception,
+    webhookQueue: queues.webhooks,
+    prefix: settings.prefix,
+    retentionS: config.jobRetentionS,
+    resultInlineMaxBytes: config.limits.resultInlineMaxBytes,
+    log,
+  });
+  const registry = createMetricsRegistry({
+    redis,
+    prefix: settings.prefix,
+    queues: [queues.perception, queues.webhooks],
+    defaultMetrics: opts.defaultMetrics,
+  });
+  return {
+    deps: { config, redis, store: opts.store ?? createBlobStore(config.storage), jobs, log, registry, keyPrefix: settings.prefix },
+    async close() {
+      await jobs.close();
+      await queues.close();
+      await redis.quit().catch(() => redis.disconnect());
+    },
+  };
+}

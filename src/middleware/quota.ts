@@ -1,0 +1,64 @@
+// Concurrent-job quota per API key. A sorted set holds the key's unfinished job ids scored by their
+// deadline. Reserving prunes members whose deadline passed or whose job record (lib/queue/job-record.ts,
+// `${prefix}:job:${id}`, field `status`) is terminal or gone, then adds the new id if there is room —
+// one script, so concurrent submits cannot overshoot, and nothing has to remember to release a slot.
+import { createHash } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import { ProblemError } from './problem.js';
+
+const RESERVE = `
+local key, now, max, id, deadline, jobPrefix = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+local n = redis.call('ZCARD', key)
+if n >= max then
+  for _, member in ipairs(redis.call('ZRANGE', key, 0, -1)) do
+    local s = redis.call('HGET', jobPrefix .. member, 'status')
+    if s == false or s == 'succeeded' or s == 'failed' or s == 'canceled' or s == 'expired' then
+      redis.call('ZREM', key, member)
+      n = n - 1
+    end
+  end
+end
+if n >= max then return n end
+redis.call('ZADD', key, deadline, id)
+redis.call('PEXPIREAT', key, redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')[2])
+return -1
+`;
+const RESERVE_SHA = createHash('sha1').update(RESERVE).digest('hex');
+
+export interface QuotaKeys {
+  quota: (keyId: string) => string;
+  /** Prefix of job record hashes: `${prefix}:job:`. */
+  jobRecordPrefix: string;
+}
+
+async function evalReserve(redis: Redis, keys: string[], args: (string | number)[]): Promise<number> {
+  try {
+    return (await redis.evalsha(RESERVE_SHA, keys.length, ...keys, ...args)) as number;
+  } catch (e) {
+    if (!String((e as Error).message).startsWith('NOSCRIPT')) throw e;
+    return (await redis.eval(RESERVE, keys.length, ...keys, ...args)) as number;
+  }
+}
+
+/** Takes a slot for `jobId` until its deadline, or throws 429 when the key has `max` unfinished jobs. */
+export async function reserveJobSlot(
+  redis: Redis,
+  keys: QuotaKeys,
+  keyId: string,
+  jobId: string,
+  max: number,
+  deadlineMs: number,
+): Promise<void> {
+  const active = await evalReserve(redis, [keys.quota(keyId)], [Date.now(), max, jobId, deadlineMs, keys.jobRecordPrefix]);
+  if (active >= 0) {
+    throw new ProblemError(429, 'job-quota-exceeded', 'Too many unfinished jobs',
+      `key ${keyId} has ${active} queued or running jobs, the most it may have at once is ${max}; retry when one finishes`,
+      undefined, { 'retry-after': '1' });
+  }
+}
+
+/** Gives a slot back when its job was never created (a failure after the reservation). */
+export async function releaseJobSlot(redis: Redis, keys: QuotaKeys, keyId: string, jobId: string): Promise<void> {
+  await redis.zrem(keys.quota(keyId), jobId);
+}

@@ -1,0 +1,54 @@
+// GET /v1/jobs/{id}, POST /v1/jobs/{id}/cancel, GET /v1/jobs/{id}/result, GET /v1/jobs/{id}/overlay.png.
+// A job is visible only to the key that created it; to any other key it does not exist (404).
+import { Hono } from 'hono';
+import type { JobView } from '../../lib/queue/index.js';
+import { overlayKey } from '../../lib/storage/index.js';
+import type { AppDeps, AppEnv } from '../context.js';
+import { ProblemError } from '../middleware/problem.js';
+import { toPublicJob } from '../schemas/job.js';
+
+const ID = /^[A-Za-z0-9_-]{1,64}$/;
+
+const notFound = (id: string): ProblemError => new ProblemError(404, 'job-not-found', 'Job not found', `no job ${id} for this API key`);
+
+export function jobRoutes({ jobs, store }: AppDeps): Hono<AppEnv> {
+  const r = new Hono<AppEnv>();
+
+  async function own(id: string, keyId: string, read: (id: string) => Promise<JobView | null>): Promise<JobView> {
+    if (!ID.test(id)) throw notFound(id);
+    const view = await read(id);
+    if (!view || view.key_id !== keyId) throw notFound(id);
+    return view;
+  }
+
+  r.get('/:id', async (c) => c.json(toPublicJob(await own(c.req.param('id'), c.var.apiKey.id, jobs.get))));
+
+  r.post('/:id/cancel', async (c) => {
+    const id = c.req.param('id');
+    await own(id, c.var.apiKey.id, jobs.get);
+    const view = await jobs.cancel(id);
+    if (!view) throw notFound(id);
+    return c.json(toPublicJob(view));
+  });
+
+  r.get('/:id/result', async (c) => {
+    const id = c.req.param('id');
+    const view = await own(id, c.var.apiKey.id, jobs.get);
+    if (view.status !== 'succeeded' || !view.result_key) {
+      throw new ProblemError(404, 'result-not-available', 'No result', `job ${id} is ${view.status}; a result exists once it succeeded`);
+    }
+    const body = await store.get(view.result_key);
+    if (!body) throw new ProblemError(404, 'result-not-available', 'No result', `the result of job ${id} is no longer stored`);
+    return c.body(new Uint8Array(body), 200, { 'content-type': 'application/json' });
+  });
+
+  r.get('/:id/overlay.png', async (c) => {
+    const id = c.req.param('id');
+    await own(id, c.var.apiKey.id, jobs.get);
+    const png = await store.get(overlayKey(id));
+    if (!png) throw new ProblemError(404, 'overlay-not-available', 'No overlay', `job ${id} has no overlay (yet)`);
+    return c.body(new Uint8Array(png), 200, { 'content-type': 'image/png' });
+  });
+
+  return r;
+}

@@ -1,0 +1,119 @@
+// POST /v1/perceive: validate everything, store the input image, create the job, answer 202 + Location
+// (or 200 with the finished job under `Prefer: wait=N`). Hot path for s3 references: the idempotency
+// claim, the quota reservation and the probe-cache read are issued in the same tick, so ioredis
+// auto-pipelining sends them as one round trip; then the job store's create.
+import { createHash, randomUUID } from 'node:crypto';
+import type { Context } from 'hono';
+import { JOB_SCHEMA_VERSION, JobPayload } from '../../contracts/job.js';
+import { isTerminal, type JobView } from '../../lib/queue/index.js';
+import type { Allowlist } from '../../lib/net/ssrf.js';
+import { inputKey } from '../../lib/storage/index.js';
+import type { AppDeps, AppEnv } from '../context.js';
+import { checkRequestCaps } from '../intake/checks.js';
+import { resolveImage, type ResolvedImage } from '../intake/image.js';
+import { readPerceiveRequest, type ParsedRequest } from '../intake/request.js';
+import { Idempotency, parseIdempotencyKey, type Claim } from '../middleware/idempotency.js';
+import { ProblemError } from '../middleware/problem.js';
+import { releaseJobSlot, reserveJobSlot, type QuotaKeys } from '../middleware/quota.js';
+import { MAX_WAIT_S } from '../schemas/perceive.js';
+import { jobLinks, toPublicJob } from '../schemas/job.js';
+
+/** `Prefer: wait=N` (RFC 7240): seconds to hold the response, capped at MAX_WAIT_S; 0 when absent. */
+export function preferredWaitS(header: string | undefined): number {
+  const m = header ? /(?:^|[,;\s])wait\s*=\s*"?(\d{1,6})"?/i.exec(header) : null;
+  return m ? Math.min(Number(m[1]), MAX_WAIT_S) : 0;
+}
+
+/** What makes two requests "the same" for Idempotency-Key: the validated fields and the image identity. */
+function fingerprint(req: ParsedRequest): string {
+  const h = createHash('sha256').update(JSON.stringify(req.fields));
+  const img = req.image;
+  if (img.kind === 'file') h.update('file:').update(img.bytes);
+  else if (img.kind === 'base64') h.update('base64:').update(img.text);
+  else h.update(`${img.kind}:`).update(img.kind === 'url' ? img.url : img.ref);
+  return h.digest('hex');
+}
+
+export interface PerceiveDeps extends AppDeps {
+  allowlist: Allowlist;
+  idempotency: Idempotency;
+  quotaKeys: QuotaKeys;
+  gatewayPrefix: string;
+}
+
+export function perceive(d: PerceiveDeps) {
+  const { config, redis, store, jobs } = d;
+  const maxBody = config.limits.maxImageBytes;
+
+  async function respond(c: Context<AppEnv>, view: JobView, waitS: number): Promise<Response> {
+    let job = view;
+    if (waitS > 0 && !isTerminal(job.status)) job = (await jobs.waitForTerminal(job.id, waitS * 1000)) ?? job;
+    const headers: Record<string, string> = { location: jobLinks(job.id).self };
+    if (waitS > 0) headers['preference-applied'] = `wait=${waitS}`;
+    return c.json(toPublicJob(job), isTerminal(job.status) && waitS > 0 ? 200 : 202, headers);
+  }
+
+  return async (c: Context<AppEnv>): Promise<Response> => {
+    const key = c.var.apiKey;
+    const idemKey = parseIdempotencyKey(c.req.header('idempotency-key'));
+    const waitS = preferredWaitS(c.req.header('prefer'));
+    const req = await readPerceiveRequest(c, maxBody);
+    checkRequestCaps(req.fields, config.limits, d.allowlist, req.base);
+
+    const jobId = randomUUID();
+    const createdAt = Date.now();
+    const deadlineAt = createdAt + (req.fields.deadline_s !== undefined ? req.fields.deadline_s * 1000 : config.jobDeadlineMs);
+    const fp = idemKey ? fingerprint(req) : '';
+
+    const [claimR, slotR, imageR] = await Promise.allSettled([
+      idemKey ? d.idempotency.claim(key.id, idemKey, fp, jobId) : Promise.resolve<Claim>({ kind: 'new' }),
+      reserveJobSlot(redis, d.quotaKeys, key.id, jobId, key.max_concurrent_jobs, deadlineAt),
+      resolveImage(req.image, { config, redis, store, allowlist: d.allowlist, cachePrefix: d.gatewayPrefix }),
+    ]);
+    const undo = async (): Promise<void> => {
+      await Promise.all([
+        slotR.status === 'fulfilled' ? releaseJobSlot(redis, d.quotaKeys, key.id, jobId) : undefined,
+        idemKey && claimR.status === 'fulfilled' && claimR.value.kind === 'new' ? d.idempotency.release(key.id, idemKey) : undefined,
+      ]);
+    };
+    if (claimR.status === 'fulfilled' && claimR.value.kind === 'replay') {
+      await undo();
+      const prior = await jobs.get(claimR.value.jobId);
+      if (!prior) throw new ProblemError(404, 'not-found', 'Job gone', `job ${claimR.value.jobId} created with this Idempotency-Key has passed retention`);
+      c.header('idempotent-replayed', 'true');
+      return respond(c, prior, waitS);
+    }
+    const failure = [claimR, slotR, imageR].find((r) => r.status === 'rejected');
+    if (failure) {
+      await undo();
+      throw failure.reason;
+    }
+    const image = (imageR as PromiseFulfilledResult<ResolvedImage>).value;
+
+    let view: JobView;
+    try {
+      const storageKey = image.storageKey ?? inputKey(jobId);
+      if (image.bytes) await store.put(storageKey, image.bytes, image.info.contentType);
+      const payload = JobPayload.parse({
+        v: JOB_SCHEMA_VERSION,
+        job_id: jobId,
+        key_id: key.id,
+        request_id: c.var.requestId,
+        image: { storage_key: storageKey, content_type: image.info.contentType, width: image.info.width, height: image.info.height, bytes: image.info.bytes },
+        tasks: req.fields.tasks,
+        caption: req.fields.caption,
+        created_at: new Date(createdAt).toISOString(),
+        deadline_at: new Date(deadlineAt).toISOString(),
+        ...(req.fields.webhook ? { webhook: req.fields.webhook } : {}),
+        ...(req.fields.metadata ? { metadata: req.fields.metadata } : {}),
+      });
+      view = await jobs.create(payload);
+    } catch (e) {
+      await undo();
+      throw e;
+    }
+    if (idemKey) await d.idempotency.complete(key.id, idemKey, fp, jobId);
+    c.var.log.info({ job_id: jobId, image: image.info, tasks: req.fields.tasks.length }, 'job accepted');
+    return respond(c, view, waitS);
+  };
+}
