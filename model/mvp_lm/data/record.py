@@ -62,7 +62,7 @@ class Record:
 
     @staticmethod
     def from_dict(d: dict, file: str = "<memory>", where: object = "?") -> "Record":
-        rid = d.get("id", where) if isinstance(d, dict) else where
+        rid = f"{d['id']} ({where})" if isinstance(d, dict) and isinstance(d.get("id"), str) else where
 
         def bad(fld: str, problem: str) -> DataFormatError:
             return DataFormatError(file, rid, fld, problem)
