@@ -1,0 +1,150 @@
+// The perception consumer in-process against real Redis and the real S3-protocol server, with the
+// deterministic test pipeline: success, cancel (queued, running), deadlines, bad input, unknown payload
+// versions, retry after a transient storage failure, and exhausted retries.
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { PerceptionResult } from '../../contracts/result.js';
+import { createLogger } from '../../lib/log.js';
+import { resultKey, type BlobStore, type S3BlobStore } from '../../lib/storage/index.js';
+import { startPerceptionWorker, type PerceptionWorker } from '../../workers/perception/worker.js';
+import type { JobOutcome } from '../../workers/perception/processor.js';
+import { FlakyBlobStore } from '../support/flaky-blob-store.js';
+import { submit } from '../support/payloads.js';
+import { openQueueEnv, type QueueEnv } from '../support/queue-env.js';
+import { openTestBucket, testImage } from '../support/s3.js';
+import { createPipeline } from '../support/test-pipeline.js';
+import { until } from '../support/wait.js';
+
+const log = createLogger({ level: 'silent' });
+let q: QueueEnv;
+let s3: S3BlobStore;
+let image: Buffer;
+let running: PerceptionWorker | null = null;
+const outcomes = new Map<string, JobOutcome>();
+
+async function startWorker(blobs: BlobStore = s3): Promise<PerceptionWorker> {
+  running = await startPerceptionWorker({ redis: q.redis, settings: q.settings, store: q.store, blobs, pipeline: await createPipeline(), log });
+  running.worker.on('completed', (job, outcome) => outcomes.set(String(job.id), outcome));
+  return running;
+}
+
+beforeAll(async () => {
+  q = openQueueEnv();
+  s3 = await openTestBucket();
+  image = await testImage(7);
+});
+afterEach(async () => {
+  await running?.close();
+  running = null;
+});
+afterAll(async () => {
+  await q.close();
+});
+
+describe('perception worker', () => {
+  it('runs a job through every stage, writes the result to storage and inlines it', async () => {
+    await startWorker();
+    const p = await submit(q.store, s3, image, { phrases: ['person', 'frisbee'] });
+    const v = await q.store.waitForTerminal(p.job_id, 20_000);
+    expect(v?.status).toBe('succeeded');
+    expect(v).toMatchObject({ stage: 'store', progress: 1, attempts: 1, result_key: resultKey(p.job_id), provider: 'cpu' });
+    expect(Object.keys(v!.timings_ms).sort()).toEqual(['fetch', 'language', 'perception', 'postprocess', 'preprocess', 'store', 'vision']);
+    const stored = PerceptionResult.parse(JSON.parse((await s3.get(resultKey(p.job_id)))!.toString()));
+    expect(stored).toEqual(v!.result);
+    expect(stored.image).toEqual({ width: 64, height: 48 });
+    expect(stored.tasks[0]!.detections.map((d) => d.phrase)).toEqual(['person', 'frisbee']);
+    expect(Date.parse(v!.started_at!)).toBeLessThanOrEqual(Date.parse(v!.finished_at!));
+  });
+
+  it('never runs a job canceled while queued', async () => {
+    const p = await submit(q.store, s3, image);
+    expect((await q.store.cancel(p.job_id))?.status).toBe('canceled');
+    await startWorker();
+    const other = await submit(q.store, s3, image); // proves the worker is consuming
+    expect((await q.store.waitForTerminal(other.job_id, 20_000))?.status).toBe('succeeded');
+    const v = await q.store.get(p.job_id);
+    expect(v).toMatchObject({ status: 'canceled', started_at: null, attempts: 0 });
+    expect(await s3.head(resultKey(p.job_id))).toBeNull();
+  });
+
+  it('stops a job canceled while running at the next stage', async () => {
+    await startWorker();
+    const p = await submit(q.store, s3, image, { phrases: ['test:slow=150'] });
+    await until('the job to reach the vision stage', async () => (await q.store.get(p.job_id))?.stage === 'vision');
+    const flagged = await q.store.cancel(p.job_id);
+    expect(flagged).toMatchObject({ status: 'running', cancel_requested: true });
+    const v = await q.store.waitForTerminal(p.job_id, 20_000);
+    expect(v?.status).toBe('canceled');
+    expect(v?.error).toMatchObject({ type: '/problems/job-canceled', status: 409 });
+    expect(['vision', 'language']).toContain(v?.stage);
+    expect(await s3.head(resultKey(p.job_id))).toBeNull();
+  });
+
+  it('expires a job that waited past its deadline (the worker finds it, never runs it)', async () => {
+    const p = await submit(q.store, s3, image, { deadlineMs: 100 });
+    await new Promise((r) => setTimeout(r, 200));
+    await startWorker();
+    await until('the worker to pick the job up', async () => outcomes.get(p.job_id));
+    expect(outcomes.get(p.job_id)).toBe('expired');
+    const v = await q.store.get(p.job_id);
+    expect(v).toMatchObject({ status: 'expired', started_at: null, error: { type: '/problems/deadline-exceeded' } });
+  });
+
+  it('cancels a running job at the next stage once its deadline passes', async () => {
+    await startWorker();
+    const p = await submit(q.store, s3, image, { deadlineMs: 400, phrases: ['test:slow=150'] });
+    const v = await q.store.waitForTerminal(p.job_id, 20_000);
+    expect(v?.status).toBe('canceled');
+    expect(v?.error).toMatchObject({ type: '/problems/deadline-exceeded', status: 504 });
+    expect(v?.error?.detail).toMatch(/before stage (vision|language|perception|postprocess|store)/);
+    expect(v?.started_at).not.toBeNull();
+  });
+
+  it('fails bad input at once, with a problem pointing at the field, without retrying', async () => {
+    await startWorker();
+    const p = await submit(q.store, s3, image, { phrases: ['test:invalid'] });
+    const v = await q.store.waitForTerminal(p.job_id, 20_000);
+    expect(v).toMatchObject({ status: 'failed', attempts: 1, error: { type: '/problems/invalid-input', status: 422 } });
+    expect(v?.error?.errors?.[0]?.pointer).toBe('/tasks/0');
+    const entry = await q.queues.perception.getJob(p.job_id);
+    expect(entry?.attemptsMade).toBe(1);
+  });
+
+  it('fails a job whose input image is missing from storage without retrying', async () => {
+    await startWorker();
+    const noUpload = { put: async () => {} }; // the job references an input that was never stored
+    const p = await submit(q.store, noUpload, image);
+    const v = await q.store.waitForTerminal(p.job_id, 20_000);
+    expect(v).toMatchObject({ status: 'failed', attempts: 1, error: { type: '/problems/invalid-input' } });
+    expect(v?.error?.detail).toMatch(/not in storage/);
+  });
+
+  it('rejects a payload version it does not know with an UnrecoverableError', async () => {
+    const p = await submit(q.store, s3, image);
+    const entry = await q.queues.perception.getJob(p.job_id);
+    await entry!.updateData({ ...p, v: 99 });
+    await startWorker();
+    const v = await q.store.waitForTerminal(p.job_id, 20_000);
+    expect(v).toMatchObject({ status: 'failed', attempts: 0, error: { type: '/problems/unsupported-job-version' } });
+    expect(v?.error?.detail).toMatch(/version 99/);
+    expect((await q.queues.perception.getJob(p.job_id))?.failedReason).toMatch(/version 99/);
+  });
+
+  it('retries a transient storage failure with backoff and then succeeds', async () => {
+    const flaky = new FlakyBlobStore(s3, 1);
+    await startWorker(flaky);
+    const p = await submit(q.store, s3, image);
+    const v = await q.store.waitForTerminal(p.job_id, 20_000);
+    expect(v).toMatchObject({ status: 'succeeded', attempts: 2, error: null });
+    expect(flaky.putAttempts).toBe(2);
+    expect(await s3.head(resultKey(p.job_id))).not.toBeNull();
+  });
+
+  it('fails with a problem once the transient failure outlasts every attempt', async () => {
+    const flaky = new FlakyBlobStore(s3, 100);
+    await startWorker(flaky);
+    const p = await submit(q.store, s3, image);
+    const v = await q.store.waitForTerminal(p.job_id, 20_000);
+    expect(v).toMatchObject({ status: 'failed', attempts: q.settings.jobAttempts, error: { type: '/problems/processing-failed', status: 500 } });
+    expect(v?.error?.detail).toMatch(/injected storage outage.*after 4 attempts/);
+  });
+});

@@ -1,0 +1,47 @@
+// Perception worker process: `tsx workers/perception/main.ts`. Configuration from the environment
+// (lib/config.ts, lib/queue/settings.ts, MODEL_DIR, ORT_PROVIDER, PIPELINE_MODULE for tests).
+// SIGTERM/SIGINT: stop taking jobs, let the running job finish, then exit.
+import { loadConfig } from '../../lib/config.js';
+import { createLogger } from '../../lib/log.js';
+import { createJobStore, createQueues, createRedis, loadQueueSettings } from '../../lib/queue/index.js';
+import { createBlobStore } from '../../lib/storage/index.js';
+import { loadPipeline } from './load-pipeline.js';
+import { startPerceptionWorker } from './worker.js';
+
+const config = loadConfig();
+const settings = loadQueueSettings();
+const log = createLogger({ name: 'perception-worker', level: config.logLevel });
+
+const pipeline = await loadPipeline({
+  modelDir: process.env.MODEL_DIR,
+  provider: process.env.ORT_PROVIDER,
+  testModule: process.env.PIPELINE_MODULE,
+});
+const redis = createRedis(config.redisUrl, 'worker');
+const queues = createQueues(redis, settings, { retentionS: config.jobRetentionS, webhookMaxAttempts: config.webhook.maxAttempts });
+const store = createJobStore({
+  redis,
+  queue: queues.perception,
+  webhookQueue: queues.webhooks,
+  prefix: settings.prefix,
+  retentionS: config.jobRetentionS,
+  resultInlineMaxBytes: config.limits.resultInlineMaxBytes,
+  log,
+});
+const worker = await startPerceptionWorker({ redis, settings, store, blobs: createBlobStore(config.storage), pipeline, log });
+
+let stopping = false;
+async function shutdown(signal: string): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  log.info({ signal }, 'shutting down: waiting for the running job');
+  await worker.close();
+  await pipeline.close();
+  await store.close();
+  await queues.close();
+  await redis.quit();
+  log.info('perception worker stopped');
+  process.exit(0);
+}
+process.on('SIGTERM', () => void shutdown('SIGTERM'));
+process.on('SIGINT', () => void shutdown('SIGINT'));

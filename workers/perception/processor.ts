@@ -1,0 +1,139 @@
+// Processes one perception job: validate the payload, honour cancel and deadline, read the image,
+// run the pipeline with stage hooks, write the result (idempotent: keyed by job id), finish the record.
+// Transient failures (storage, network, Redis) are rethrown so BullMQ retries them with backoff; bad input
+// fails the job at once with UnrecoverableError.
+import { UnrecoverableError, type Job } from 'bullmq';
+import { JOB_SCHEMA_VERSION, JobPayload, STAGES, type Stage } from '../../contracts/job.js';
+import { PerceptionResult } from '../../contracts/result.js';
+import type { Logger } from '../../lib/log.js';
+import type { MetricsRecorder } from '../../lib/metrics.js';
+import { problems, type JobStore, type StopReason } from '../../lib/queue/index.js';
+import { resultKey, type BlobStore } from '../../lib/storage/index.js';
+import { PipelineCanceled, PipelineInputError, type PerceptionPipeline } from '../pipeline/types.js';
+import { StageClock } from './stage-clock.js';
+
+export interface ProcessorDeps {
+  store: JobStore;
+  blobs: BlobStore;
+  pipeline: PerceptionPipeline;
+  metrics: MetricsRecorder;
+  workerId: string;
+  log: Logger;
+}
+
+export type JobOutcome = 'succeeded' | 'failed' | 'canceled' | 'expired' | 'skipped';
+
+/** Fails the job for good: the record says why, BullMQ does not retry. */
+async function reject(store: JobStore, id: string, detail: string): Promise<never> {
+  await store.markFailed(id, problems.unsupportedPayload(detail));
+  throw new UnrecoverableError(detail);
+}
+
+async function parsePayload(job: Job, store: JobStore): Promise<JobPayload> {
+  const data = job.data as { v?: unknown; job_id?: unknown } | null;
+  const id = typeof data?.job_id === 'string' ? data.job_id : String(job.id);
+  if (data?.v !== JOB_SCHEMA_VERSION) {
+    return reject(store, id, `job ${id}: payload version ${JSON.stringify(data?.v)} is not supported (this worker knows v${JOB_SCHEMA_VERSION})`);
+  }
+  const parsed = JobPayload.safeParse(data);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+    return reject(store, id, `job ${id}: invalid payload: ${issues}`);
+  }
+  return parsed.data;
+}
+
+export function createPerceptionProcessor(deps: ProcessorDeps): (job: Job) => Promise<JobOutcome> {
+  const { store, blobs, pipeline, metrics, workerId } = deps;
+
+  return async (job) => {
+    const p = await parsePayload(job, store);
+    const id = p.job_id;
+    const log = deps.log.child({ job_id: id, request_id: p.request_id, attempt: job.attemptsMade + 1 });
+
+    if (Date.parse(p.deadline_at) < Date.now()) {
+      // Waiting past the deadline expires the job; a retry that resumes past it cancels the running job.
+      const expired = await store.markExpired(id);
+      if (expired?.applied) {
+        log.info('job expired before it started');
+        return 'expired';
+      }
+      if (expired?.view.status === 'running') {
+        await store.markCanceled(id, problems.deadlineExceeded(p.deadline_at));
+        return 'canceled';
+      }
+      return 'skipped';
+    }
+
+    const started = await store.markRunning(id, workerId);
+    if (!started) {
+      log.info('job already finished or gone; skipping');
+      return 'skipped';
+    }
+
+    const clock = new StageClock();
+    let stopReason: StopReason | null = null;
+    const onStage = async (stage: Stage): Promise<void> => {
+      const ended = clock.start(stage);
+      if (ended) await metrics.stageDuration(ended.stage, ended.ms / 1000);
+      await store.setStage(id, stage, STAGES.indexOf(stage) / STAGES.length, clock.timings);
+    };
+    const shouldStop = async (): Promise<boolean> => {
+      stopReason = await store.stopReason(id);
+      return stopReason !== null;
+    };
+    const checkpoint = async (stage: Stage): Promise<void> => {
+      if (await shouldStop()) throw new PipelineCanceled(stage);
+      await onStage(stage);
+    };
+    const stopClock = async (): Promise<void> => {
+      const ended = clock.stop();
+      if (ended) await metrics.stageDuration(ended.stage, ended.ms / 1000);
+    };
+
+    try {
+      await checkpoint('fetch');
+      const key = p.image.storage_key;
+      const image = await blobs.get(key);
+      if (!image) throw new PipelineInputError(problems.inputMissing(key).detail!, '/image');
+      const result = await pipeline.run({ jobId: id, image, tasks: p.tasks, caption: p.caption }, { onStage, shouldStop });
+      const checked = PerceptionResult.safeParse(result);
+      if (!checked.success) {
+        throw new UnrecoverableError(`pipeline returned an invalid result for job ${id}: ${checked.error.issues[0]?.message}`);
+      }
+      await checkpoint('store');
+      const rKey = resultKey(id);
+      await blobs.put(rKey, JSON.stringify(checked.data), 'application/json');
+      await stopClock();
+      const done = await store.markSucceeded(id, { resultKey: rKey, result: checked.data, timings: clock.timings });
+      log.info({ timings_ms: clock.timings, applied: done?.applied }, 'job succeeded');
+      return 'succeeded';
+    } catch (e) {
+      await stopClock();
+      if (e instanceof PipelineCanceled) {
+        const problem =
+          stopReason === 'deadline' ? problems.deadlineExceeded(p.deadline_at, e.stage) : problems.canceledByUser(e.stage);
+        await store.markCanceled(id, problem, clock.timings);
+        log.info({ stage: e.stage, reason: stopReason }, 'job canceled');
+        return 'canceled';
+      }
+      if (e instanceof PipelineInputError) {
+        await store.markFailed(id, problems.invalidInput(e.message, e.pointer), clock.timings);
+        log.info({ err: e.message }, 'job failed: invalid input');
+        throw new UnrecoverableError(e.message);
+      }
+      if (e instanceof UnrecoverableError) {
+        await store.markFailed(id, problems.internal(e.message), clock.timings);
+        throw e;
+      }
+      const attempts = job.opts.attempts ?? 1;
+      if (job.attemptsMade + 1 >= attempts) {
+        await store.markFailed(id, problems.internal(`${(e as Error).message} (after ${attempts} attempts)`), clock.timings);
+        log.error({ err: e }, 'job failed after its last attempt');
+      } else {
+        log.warn({ err: e }, 'transient failure; BullMQ retries with backoff');
+      }
+      throw e;
+    }
+  };
+}

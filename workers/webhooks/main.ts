@@ -1,0 +1,49 @@
+// Webhook delivery process: `tsx workers/webhooks/main.ts`. Secrets come from the API key configuration
+// (lib/config.ts), the URL policy from URL_ALLOWLIST — the same SSRF guard as image URLs.
+import { loadConfig } from '../../lib/config.js';
+import { createLogger } from '../../lib/log.js';
+import { parseAllowlist } from '../../lib/net/ssrf.js';
+import { createJobStore, createQueues, createRedis, loadQueueSettings } from '../../lib/queue/index.js';
+import { startWebhookWorker } from '../../lib/webhooks/worker.js';
+
+const config = loadConfig();
+const settings = loadQueueSettings();
+const log = createLogger({ name: 'webhook-worker', level: config.logLevel });
+const secrets = new Map(config.apiKeys.map((k) => [k.id, k.webhook_secret]));
+
+const redis = createRedis(config.redisUrl, 'worker');
+const queues = createQueues(redis, settings, { retentionS: config.jobRetentionS, webhookMaxAttempts: config.webhook.maxAttempts });
+const store = createJobStore({
+  redis,
+  queue: queues.perception,
+  webhookQueue: queues.webhooks,
+  prefix: settings.prefix,
+  retentionS: config.jobRetentionS,
+  resultInlineMaxBytes: config.limits.resultInlineMaxBytes,
+  log,
+});
+const worker = startWebhookWorker({
+  redis,
+  settings,
+  store,
+  secretFor: (keyId) => secrets.get(keyId),
+  allowlist: parseAllowlist(config.urlAllowlist),
+  timeoutMs: config.webhook.timeoutMs,
+  log,
+});
+await worker.waitUntilReady();
+log.info({ keys: secrets.size }, 'webhook worker consuming');
+
+let stopping = false;
+async function shutdown(signal: string): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  log.info({ signal }, 'shutting down: waiting for deliveries in flight');
+  await worker.close();
+  await store.close();
+  await queues.close();
+  await redis.quit();
+  process.exit(0);
+}
+process.on('SIGTERM', () => void shutdown('SIGTERM'));
+process.on('SIGINT', () => void shutdown('SIGINT'));
