@@ -4,12 +4,13 @@
 import type { Config } from '../lib/config.js';
 import type { Logger } from '../lib/log.js';
 import { createMetricsRegistry } from '../lib/metrics.js';
-import { createJobStore, createQueues, createRedis, type QueueSettings } from '../lib/queue/index.js';
+import { createJobStore, createQueues, createRedis, type Queues, type QueueSettings } from '../lib/queue/index.js';
 import { createBlobStore, type BlobStore } from '../lib/storage/index.js';
 import type { AppDeps } from './context.js';
 
 export interface GatewayDeps {
   deps: AppDeps;
+  queues: Queues;
   close(): Promise<void>;
 }
 
@@ -42,6 +43,7 @@ export function openGatewayDeps(opts: {
   });
   return {
     deps: { config, redis, store: opts.store ?? createBlobStore(config.storage), jobs, log, registry, keyPrefix: settings.prefix },
+    queues,
     async close() {
       await jobs.close();
       await queues.close();

@@ -1,0 +1,65 @@
+// A local HTTP server standing in for the hosts users point image URLs at: a good image, oversized
+// bodies (announced and streamed), a slow answer, redirects, an error status.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export interface ImageServer {
+  url(path: string): string;
+  hits: string[];
+  close(): Promise<void>;
+}
+
+export async function startImageServer(image: Buffer, maxBytes: number): Promise<ImageServer> {
+  const hits: string[] = [];
+  const timers = new Set<NodeJS.Timeout>();
+  const server = http.createServer((req, res) => {
+    hits.push(req.url ?? '');
+    switch (req.url) {
+      case '/image.png':
+        res.writeHead(200, { 'content-type': 'image/png', 'content-length': image.length }).end(image);
+        return;
+      case '/big-declared':
+        res.writeHead(200, { 'content-type': 'image/png', 'content-length': maxBytes * 4 });
+        res.write(image);
+        return; // never finishes: the client must give up on the header alone
+      case '/big-streamed': {
+        res.writeHead(200, { 'content-type': 'image/png' });
+        const chunk = Buffer.alloc(64 * 1024, 1);
+        let sent = 0;
+        const pump = (): void => {
+          while (sent <= maxBytes * 2) {
+            sent += chunk.length;
+            if (!res.write(chunk)) return void res.once('drain', pump);
+          }
+          res.end();
+        };
+        pump();
+        return;
+      }
+      case '/slow': {
+        const t = setTimeout(() => res.writeHead(200, { 'content-type': 'image/png' }).end(image), 5_000);
+        timers.add(t);
+        return;
+      }
+      case '/to-metadata':
+        res.writeHead(302, { location: 'http://169.254.169.254/latest/meta-data/' }).end();
+        return;
+      case '/to-image':
+        res.writeHead(301, { location: '/image.png' }).end();
+        return;
+      default:
+        res.writeHead(404).end('no');
+    }
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: (path) => `http://127.0.0.1:${port}${path}`,
+    hits,
+    async close() {
+      for (const t of timers) clearTimeout(t);
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
