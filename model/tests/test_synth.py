@@ -64,7 +64,7 @@ def test_annotation_files_agree_with_each_other(bench):
 
 
 def _thing(shape, colour, size, cx, cy, r):
-    return Thing(shape, colour, size, cx, cy, r, _shape_mask(shape, cx, cy, r, 0.0, 128))
+    return Thing(shape, colour, size, cx, cy, _shape_mask(shape, cx, cy, r, 0.0, 128))
 
 
 def test_expressions_denote_the_right_things():

@@ -119,27 +119,29 @@ def _listing(words: list[str]) -> str:
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
+def _a(word: str) -> str:
+    return ("an " if word[0] in "aeiou" else "a ") + word
+
+
 def captions(scene: Scene, size: int, rng: np.random.Generator) -> list[str]:
     """Four captions in different styles (inventory, spatial, counting, short), like the paper's four captioners.
-    Sometimes one carries a hedging sentence, which the converters' caption cleaning must remove."""
+    Sometimes one carries a hedging sentence, which the converters' caption cleaning must remove.
+    A scene always has at least one thing and one visible stuff region."""
     things = scene.things
-    stuff = list(scene.stuff)
-    article = lambda w: "an" if w[0] in "aeiou" else "a"
-    items = [f"{article(t.size)} {t.size} {t.colour} {t.shape}" for t in things]
-    inventory = f"A picture of {_listing(items)} over {_listing(stuff)}." if items else \
-        f"A picture of {_listing(stuff)} with no shapes."
+    stuff = _listing(list(scene.stuff))
+    inventory = f"A picture of {_listing([_a(f'{t.size} {t.colour} {t.shape}') for t in things])} over {stuff}."
     spatial = []
     for t in things:
-        h = "left" if t.cx < size / 3 else "right" if t.cx > 2 * size / 3 else "middle"
-        v = "top" if t.cy < size / 3 else "bottom" if t.cy > 2 * size / 3 else "centre"
-        spatial.append(f"{article(t.colour)} {t.colour} {t.shape} at the {v} {h}")
-    spatial_caption = (f"{_listing(spatial).capitalize()}, with {_listing(stuff)} behind them." if spatial
-                       else f"An empty scene of {_listing(stuff)}.")
+        h = "left" if t.cx < size / 3 else "right" if t.cx > 2 * size / 3 else "centre"
+        v = "top" if t.cy < size / 3 else "bottom" if t.cy > 2 * size / 3 else "middle"
+        spatial.append(f"{_a(t.colour)} {t.shape} at the {v} {h}" if (v, h) != ("middle", "centre")
+                       else f"{_a(t.colour)} {t.shape} in the centre")
+    spatial_caption = f"{_listing(spatial).capitalize()}, with {stuff} behind."
     counts = {s: sum(t.shape == s for t in things) for s in SHAPES}
     parts = [f"{NUMBER_WORDS[c]} {PLURAL[s] if c > 1 else s}" for s, c in counts.items() if c]
-    counting = (f"There are {NUMBER_WORDS[len(things)]} shapes: {_listing(parts)}. "
-                f"The background shows {_listing(stuff)}.") if parts else f"The background shows {_listing(stuff)}."
-    short = f"Colourful shapes on {stuff[-1]}." if things else f"Plain {stuff[-1]}."
+    counting = (f"There {'is' if len(things) == 1 else 'are'} {NUMBER_WORDS[len(things)]} "
+                f"shape{'' if len(things) == 1 else 's'}: {_listing(parts)}. The background shows {stuff}.")
+    short = f"Colourful shapes on {list(scene.stuff)[-1]}."
     caps = [inventory, spatial_caption, counting, short]
     if rng.random() < 0.3:
         j = int(rng.integers(len(caps)))

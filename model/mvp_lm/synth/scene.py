@@ -20,7 +20,6 @@ class Thing:
     size: str
     cx: float
     cy: float
-    radius: float
     mask: np.ndarray = field(repr=False)   # visible pixels (after occlusion)
 
     @property
@@ -124,7 +123,7 @@ def sample_scene(rng: np.random.Generator, size: int = 128, max_things: int = 6)
             continue
         for t in things:
             t.mask = t.mask & ~full
-        things.append(Thing(shape, colour, size_name, cx, cy, r, full))
+        things.append(Thing(shape, colour, size_name, cx, cy, full))
     shade = rng.normal(0, 4, (size, size, 1)).astype(np.float32)
     for t in things:
         image[t.mask] = (np.asarray(COLOURS[t.colour], np.float32) + shade[t.mask])
