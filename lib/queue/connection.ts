@@ -2,14 +2,27 @@
 // commands retry forever (maxRetriesPerRequest: null, as BullMQ requires); the gateway's client fails a
 // command after a couple of reconnect tries so a request answers 503 instead of hanging.
 import { Redis } from 'ioredis';
+import type { Logger } from '../log.js';
 
 export type RedisRole = 'client' | 'worker';
 
-export function createRedis(url: string, role: RedisRole): Redis {
-  return new Redis(url, {
+export function createRedis(url: string, role: RedisRole, log?: Logger): Redis {
+  const redis = new Redis(url, {
     maxRetriesPerRequest: role === 'worker' ? null : 2,
     // Reconnect quickly and keep trying: a restarted Redis must be picked up again without a process restart.
     retryStrategy: (times) => Math.min(50 * times, 1_000),
     connectionName: `mvp-${role}-${process.pid}`,
   });
+  // Connection errors are retried by retryStrategy; log them once per outage instead of ioredis's
+  // "Unhandled error event" on every reconnect attempt.
+  let down = false;
+  redis.on('error', (err) => {
+    if (!down) log?.warn({ err: err.message, role }, 'redis connection lost; reconnecting');
+    down = true;
+  });
+  redis.on('ready', () => {
+    if (down) log?.info({ role }, 'redis connection restored');
+    down = false;
+  });
+  return redis;
 }

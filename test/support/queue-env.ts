@@ -2,6 +2,7 @@
 // job store wired like the gateway's. Everything is real Redis; nothing is mocked.
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { createLogger } from '../../lib/log.js';
 import { createJobStore, createQueues, createRedis, loadQueueSettings, type JobStore, type Queues, type QueueSettings } from '../../lib/queue/index.js';
 
 export function redisUrl(): string {
@@ -37,7 +38,7 @@ export interface QueueEnv {
 export function openQueueEnv(opts: { url?: string; env?: Record<string, string>; retentionS?: number } = {}): QueueEnv {
   const env = opts.env ?? testQueueEnv();
   const settings = loadQueueSettings(env);
-  const redis = createRedis(opts.url ?? redisUrl(), 'worker');
+  const redis = createRedis(opts.url ?? redisUrl(), 'worker', createLogger({ level: 'silent' }));
   const queues = createQueues(redis, settings, { retentionS: opts.retentionS ?? 3600, webhookMaxAttempts: 5 });
   const store = createJobStore({
     redis,

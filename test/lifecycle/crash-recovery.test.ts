@@ -1,0 +1,105 @@
+// Real worker processes: a worker SIGKILLed mid-job is recovered by another worker through BullMQ's
+// stalled-job check and the job completes once from the user's view; a Redis SIGKILLed and restarted under
+// a running queue loses no accepted job and the worker resumes consuming.
+import type { ChildProcess } from 'node:child_process';
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { PerceptionResult } from '../../contracts/result.js';
+import { redisKeys } from '../../lib/queue/index.js';
+import { resultKey, type S3BlobStore } from '../../lib/storage/index.js';
+import { submit } from '../support/payloads.js';
+import { PrivateRedis, spawnTs, stopChild, TEST_PIPELINE, waitForWorker } from '../support/processes.js';
+import { openQueueEnv, redisUrl, testQueueEnv, type QueueEnv } from '../support/queue-env.js';
+import { openTestBucket, s3Env, testImage } from '../support/s3.js';
+import { until } from '../support/wait.js';
+
+const WORKER = 'workers/perception/main.ts';
+let s3: S3BlobStore;
+let image: Buffer;
+const children: ChildProcess[] = [];
+
+function startWorker(q: QueueEnv, url: string): ChildProcess {
+  const child = spawnTs(WORKER, { ...q.env, ...s3Env(s3.bucket), REDIS_URL: url, PIPELINE_MODULE: TEST_PIPELINE });
+  children.push(child);
+  return child;
+}
+
+beforeAll(async () => {
+  s3 = await openTestBucket();
+  image = await testImage(3);
+});
+afterEach(async () => {
+  await Promise.all(children.splice(0).map((c) => stopChild(c, 'SIGKILL')));
+});
+
+describe('worker crash', () => {
+  let q: QueueEnv;
+  beforeAll(() => {
+    q = openQueueEnv();
+  });
+  afterAll(async () => {
+    await q.close();
+  });
+
+  it('a job whose worker is SIGKILLed mid-job is finished by another worker, once', async () => {
+    const keys = redisKeys(q.settings.prefix);
+    const terminalPublishes: string[] = [];
+    const sub = new Redis(redisUrl());
+    sub.on('message', (_c, id: string) => terminalPublishes.push(id));
+    await sub.subscribe(keys.terminalChannel);
+
+    const a = startWorker(q, redisUrl());
+    await waitForWorker(q.redis, q.settings.prefix, a);
+    const p = await submit(q.store, s3, image, {
+      phrases: ['test:slow=300'],
+      webhook: { url: 'https://example.com/hook', events: ['job.started', 'job.succeeded'] },
+    });
+    await until('job running on worker A', async () => (await q.store.get(p.job_id))?.stage === 'vision');
+    await stopChild(a, 'SIGKILL');
+
+    const b = startWorker(q, redisUrl());
+    await waitForWorker(q.redis, q.settings.prefix, b);
+    const v = await q.store.waitForTerminal(p.job_id, 30_000);
+    expect(v).toMatchObject({ status: 'succeeded', attempts: 2, error: null });
+    expect(PerceptionResult.parse(JSON.parse((await s3.get(resultKey(p.job_id)))!.toString()))).toEqual(v!.result);
+
+    // Once from the user's view: one terminal transition, one outcome counted, one event of each kind queued.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(terminalPublishes.filter((id) => id === p.job_id)).toHaveLength(1);
+    expect(await q.redis.hget(keys.metricJobOutcomes, 'succeeded')).toBe('1');
+    const deliveries = await q.queues.webhooks.getJobs(['waiting', 'delayed', 'prioritized', 'active', 'completed', 'failed']);
+    expect(deliveries.map((d) => d.id).sort()).toEqual([`msg_${p.job_id}_job_started`, `msg_${p.job_id}_job_succeeded`]);
+    sub.disconnect();
+  });
+});
+
+describe('Redis restart', () => {
+  let redis: PrivateRedis;
+  let q: QueueEnv;
+  beforeAll(async () => {
+    redis = await PrivateRedis.start();
+    q = openQueueEnv({ url: redis.url, env: testQueueEnv() });
+  });
+  afterAll(async () => {
+    await q.close();
+    await redis.kill();
+  });
+
+  it('loses no accepted job when Redis is killed and restarted, and the worker resumes', async () => {
+    const w = startWorker(q, redis.url);
+    await waitForWorker(q.redis, q.settings.prefix, w);
+    const accepted = [];
+    for (let i = 0; i < 12; i++) accepted.push(await submit(q.store, s3, image, { phrases: ['test:slow=40', `p${i}`] }));
+    await until('a few jobs done', async () => ((await q.queues.perception.getJobCounts('completed')).completed ?? 0) >= 3);
+
+    await redis.kill();
+    await new Promise((r) => setTimeout(r, 500));
+    await redis.restart();
+
+    const after = await submit(q.store, s3, image, { phrases: ['after-restart'] });
+    for (const p of [...accepted, after]) {
+      const v = await q.store.waitForTerminal(p.job_id, 30_000);
+      expect({ id: p.job_id, status: v?.status }).toEqual({ id: p.job_id, status: 'succeeded' });
+    }
+  });
+});
