@@ -135,7 +135,10 @@ def test_box_and_mask_ap_equal_cocoeval(coco_gt):
     preds = [{"image_id": iid, "caption": None, "tasks": [{"type": "words", "mode": "instance", "detections": [
         {"phrase_index": 0, "phrase": p, "score": s, "box": b, "mask": encode_rle(_rect(*m)), "area": 0}
         for p, s, b, m in ds]}]} for iid, ds in dets.items()]
-    got = evaluate(GroundTruth(GTPaths.for_dir(coco_gt, "val"), "val"), preds)["instance"]
+    preds[0]["caption"] = "A cat and a dog."   # no captions file in this ground truth: no caption block
+    metrics = evaluate(GroundTruth(GTPaths.for_dir(coco_gt, "val"), "val"), preds)
+    assert set(metrics) == {"instance"}
+    got = metrics["instance"]
 
     ids = {"cat": 1, "dog": 2}
     ref = {}

@@ -69,100 +69,119 @@ def _semantic_prediction(task: dict, h: int, w: int, ctx: _Context, rec: str) ->
     return out
 
 
-def _union_mask(task: dict, h: int, w: int, ctx: _Context, rec: str) -> np.ndarray:
+def _union_mask(task: dict, h: int, w: int, path: str, rec: str) -> np.ndarray:
+    """The answer to a generalised expression: the union of its masks, empty when it says "no target"."""
     m = np.zeros((h, w), bool)
     if task.get("no_target"):
         return m
     for k, d in enumerate(task["detections"]):
         if d.get("mask") is not None:
-            m |= mask_of(d["mask"], h, w, ctx.path, rec, f"tasks[{task['_index']}].detections[{k}].mask")
+            m |= mask_of(d["mask"], h, w, path, rec, f"tasks[{task['_index']}].detections[{k}].mask")
     return m
 
 
-def evaluate(gt: GroundTruth, predictions: list[dict], path: str = "<predictions>") -> dict[str, dict]:
-    tasks_by_mode: dict[str, list[tuple[dict, dict, str]]] = defaultdict(list)
-    for i, e in enumerate(predictions):
-        rec = f"predictions[{i}] (image_id {e['image_id']})"
-        for j, t in enumerate(e["tasks"]):
-            tasks_by_mode[t["mode"]].append((e, {**t, "_index": j}, rec))
-    results: dict[str, dict] = {}
+Item = tuple[dict, dict, str]   # (per-image entry, task with its "_index", record name for errors)
 
-    if tasks_by_mode["panoptic"] or tasks_by_mode["semantic"]:
-        cats = gt.panoptic["categories"]
-        ctx = _Context(path, cats)
-        isthing = {cid: bool(c.get("isthing", 1)) for cid, c in cats.items()}
-        pq, sem_from_pq = PQStat(), SemanticStat(list(cats))
-        for e, t, rec in tasks_by_mode["panoptic"]:
+
+def _panoptic_and_semantic(gt: GroundTruth, by_mode: dict[str, list[Item]], path: str) -> dict[str, dict]:
+    cats = gt.panoptic["categories"]
+    ctx = _Context(path, cats)
+    isthing = {cid: bool(c.get("isthing", 1)) for cid, c in cats.items()}
+    out = {}
+    if by_mode["panoptic"]:
+        pq, sem = PQStat(), SemanticStat(list(cats))
+        for e, t, rec in by_mode["panoptic"]:
             gt_ids, gt_segs = gt.panoptic_image(e["image_id"])
             ids, segs = _panoptic_prediction(t, *gt_ids.shape, ctx, rec, isthing)
             pq.add_image(gt_ids, gt_segs, ids, segs)
             lut = np.zeros(len(segs) + 1, np.int64)
-            for sid, s in segs.items():
-                lut[sid] = s.category_id
-            sem_from_pq.add(gt.semantic_image(e["image_id"]), lut[ids])
-        if tasks_by_mode["panoptic"]:
-            results["panoptic"] = {**pq.summary(isthing), "num_images": len(tasks_by_mode["panoptic"])}
-            results["semantic_from_panoptic"] = sem_from_pq.summary()
-        if tasks_by_mode["semantic"]:
-            sem = SemanticStat(list(cats))
-            for e, t, rec in tasks_by_mode["semantic"]:
-                g = gt.semantic_image(e["image_id"])
-                sem.add(g, _semantic_prediction(t, *g.shape, ctx, rec))
-            results["semantic"] = {**sem.summary(), "num_images": len(tasks_by_mode["semantic"])}
+            for sid, seg in segs.items():
+                lut[sid] = seg.category_id
+            sem.add(gt.semantic_image(e["image_id"]), lut[ids])
+        out["panoptic"] = {**pq.summary(isthing), "num_images": len(by_mode["panoptic"])}
+        out["semantic_from_panoptic"] = sem.summary()
+    if by_mode["semantic"]:
+        sem = SemanticStat(list(cats))
+        for e, t, rec in by_mode["semantic"]:
+            g = gt.semantic_image(e["image_id"])
+            sem.add(g, _semantic_prediction(t, *g.shape, ctx, rec))
+        out["semantic"] = {**sem.summary(), "num_images": len(by_mode["semantic"])}
+    return out
 
+
+def _coco_ap(gt: GroundTruth, items: list[Item], path: str) -> dict[str, dict]:
+    coco = gt.coco
+    ctx = _Context(path, coco.cats)
+    boxes, masks, image_ids = [], [], set()
+    for e, t, rec in items:
+        iid = e["image_id"]
+        if iid not in coco.imgs:
+            raise DataFormatError(path, rec, "image_id", f"not an image of {gt.paths.instances}")
+        image_ids.add(iid)
+        h, w = coco.imgs[iid]["height"], coco.imgs[iid]["width"]
+        for k, d in enumerate(t["detections"]):
+            f = f"tasks[{t['_index']}].detections[{k}]"
+            base = {"image_id": iid, "category_id": ctx.category(d["phrase"], rec, f + ".phrase"),
+                    "score": float(d["score"])}
+            if d.get("box") is not None:
+                boxes.append({**base, "bbox": xyxy_to_xywh(d["box"])})
+            if d.get("mask") is not None:
+                mask_of(d["mask"], h, w, path, rec, f + ".mask")   # checks the size
+                masks.append({**base, "segmentation": dict(d["mask"])})
+    block = {"box": coco_ap(coco, boxes, "bbox", sorted(image_ids))}
+    if masks:
+        block["mask"] = coco_ap(coco, masks, "segm", sorted(image_ids))
+    return block
+
+
+def _sentence_target(targets: dict[int, dict], e: dict, t: dict, rec: str, path: str, split: str) -> dict:
+    target = targets.get(t["sent_id"])
+    if target is None or target["image_id"] != e["image_id"]:
+        raise DataFormatError(path, rec, f"tasks[{t['_index']}].sent_id",
+                              f"{t['sent_id']} is not a {split} sentence of image {e['image_id']}")
+    return target
+
+
+def _refcoco(gt: GroundTruth, items: list[Item], path: str) -> dict[str, float]:
+    """RES on the best-scoring detection's mask, REC on its box."""
+    res = RESStat()
+    for e, t, rec in items:
+        target = _sentence_target(gt.refs, e, t, rec, path, gt.split)
+        h, w = target["mask"].shape
+        best = max(t["detections"], key=lambda d: d["score"], default=None)
+        f = f"tasks[{t['_index']}].detections"
+        res.add(mask_of(best["mask"], h, w, path, rec, f + ".mask") if best and best.get("mask") else None,
+                target["mask"])
+        res.add_box(best.get("box") if best else None, target["box"])
+    return res.summary()
+
+
+def _grefcoco(gt: GroundTruth, items: list[Item], path: str) -> dict[str, float]:
+    gres = GRESStat()
+    for e, t, rec in items:
+        target = _sentence_target(gt.grefs, e, t, rec, path, gt.split)
+        gres.add(_union_mask(t, *target["mask"].shape, path, rec), target["mask"])
+    return gres.summary()
+
+
+def evaluate(gt: GroundTruth, predictions: list[dict], path: str = "<predictions>") -> dict[str, dict]:
+    by_mode: dict[str, list[Item]] = defaultdict(list)
+    for i, e in enumerate(predictions):
+        rec = f"predictions[{i}] (image_id {e['image_id']})"
+        for j, t in enumerate(e["tasks"]):
+            by_mode[t["mode"]].append((e, {**t, "_index": j}, rec))
+    results: dict[str, dict] = {}
+    if by_mode["panoptic"] or by_mode["semantic"]:
+        results.update(_panoptic_and_semantic(gt, by_mode, path))
     for mode in ("detection", "instance"):
-        if not tasks_by_mode[mode]:
-            continue
-        coco = gt.coco
-        ctx = _Context(path, coco.cats)
-        boxes, masks, image_ids = [], [], set()
-        for e, t, rec in tasks_by_mode[mode]:
-            iid = e["image_id"]
-            if iid not in coco.imgs:
-                raise DataFormatError(path, rec, "image_id", f"not an image of {gt.paths.instances}")
-            image_ids.add(iid)
-            h, w = coco.imgs[iid]["height"], coco.imgs[iid]["width"]
-            for k, d in enumerate(t["detections"]):
-                f = f"tasks[{t['_index']}].detections[{k}]"
-                base = {"image_id": iid, "category_id": ctx.category(d["phrase"], rec, f + ".phrase"),
-                        "score": float(d["score"])}
-                if d.get("box") is not None:
-                    boxes.append({**base, "bbox": xyxy_to_xywh(d["box"])})
-                if d.get("mask") is not None:
-                    mask_of(d["mask"], h, w, path, rec, f + ".mask")   # checks the size
-                    masks.append({**base, "segmentation": dict(d["mask"])})
-        block = {"box": coco_ap(coco, boxes, "bbox", sorted(image_ids))}
-        if masks:
-            block["mask"] = coco_ap(coco, masks, "segm", sorted(image_ids))
-        results[mode] = block
-
-    if tasks_by_mode["single"]:
-        res = RESStat()
-        for e, t, rec in tasks_by_mode["single"]:
-            target = gt.refs.get(t["sent_id"])
-            if target is None or target["image_id"] != e["image_id"]:
-                raise DataFormatError(path, rec, f"tasks[{t['_index']}].sent_id",
-                                      f"{t['sent_id']} is not a {gt.split} sentence of image {e['image_id']}")
-            h, w = target["mask"].shape
-            best = max(t["detections"], key=lambda d: d["score"], default=None)
-            f = f"tasks[{t['_index']}].detections"
-            res.add(mask_of(best["mask"], h, w, path, rec, f + ".mask") if best and best.get("mask") else None,
-                    target["mask"])
-            res.add_box(best.get("box") if best else None, target["box"])
-        results["refcoco"] = res.summary()
-
-    if tasks_by_mode["multi"]:
-        gres = GRESStat()
-        for e, t, rec in tasks_by_mode["multi"]:
-            target = gt.grefs.get(t["sent_id"])
-            if target is None or target["image_id"] != e["image_id"]:
-                raise DataFormatError(path, rec, f"tasks[{t['_index']}].sent_id",
-                                      f"{t['sent_id']} is not a {gt.split} sentence of image {e['image_id']}")
-            gres.add(_union_mask(t, *target["mask"].shape, _Context(path, {}), rec), target["mask"])
-        results["grefcoco"] = gres.summary()
-
+        if by_mode[mode]:
+            results[mode] = _coco_ap(gt, by_mode[mode], path)
+    if by_mode["single"]:
+        results["refcoco"] = _refcoco(gt, by_mode["single"], path)
+    if by_mode["multi"]:
+        results["grefcoco"] = _grefcoco(gt, by_mode["multi"], path)
     with_caption = [e for e in predictions if e.get("caption")]
-    if with_caption:
+    if with_caption and gt.paths.captions.exists():   # datasets without captions just get no caption block
         refs = gt.captions
         scored = [e for e in with_caption if refs.get(e["image_id"])]
         results["caption"] = caption_scores([e["caption"] for e in scored], [refs[e["image_id"]] for e in scored])
