@@ -1,7 +1,9 @@
 // Concurrent-job quota per API key. A sorted set holds the key's unfinished job ids scored by their
 // deadline. Reserving prunes members whose deadline passed or whose job record (lib/queue/job-record.ts,
-// `${prefix}:job:${id}`, field `status`) is terminal or gone, then adds the new id if there is room —
-// one script, so concurrent submits cannot overshoot, and nothing has to remember to release a slot.
+// `${prefix}:job:${id}`, field `status`) is terminal, then adds the new id if there is room — one script,
+// so concurrent submits cannot overshoot, and nothing has to remember to release a slot. A member without
+// a record is a reservation whose job is still being created (or whose create failed and released it; a
+// gateway that died in between leaves it until its deadline), so it still counts.
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { ProblemError } from './problem.js';
@@ -13,7 +15,7 @@ local n = redis.call('ZCARD', key)
 if n >= max then
   for _, member in ipairs(redis.call('ZRANGE', key, 0, -1)) do
     local s = redis.call('HGET', jobPrefix .. member, 'status')
-    if s == false or s == 'succeeded' or s == 'failed' or s == 'canceled' or s == 'expired' then
+    if s == 'succeeded' or s == 'failed' or s == 'canceled' or s == 'expired' then
       redis.call('ZREM', key, member)
       n = n - 1
     end

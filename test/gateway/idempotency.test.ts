@@ -1,0 +1,70 @@
+// Idempotency-Key: same key + same body → the same job; different body → 422; concurrent duplicates
+// create exactly one job.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KEYS, openHarness, png, problemOf, WORDS, type Harness } from './harness.js';
+
+let h: Harness;
+let image: string;
+
+beforeAll(async () => {
+  h = await openHarness();
+  image = (await png()).toString('base64');
+});
+afterAll(() => h.close());
+
+const waitingIds = async (): Promise<string[]> => (await h.queue.getWaiting()).map((j) => j.id!);
+
+describe('Idempotency-Key', () => {
+  it('replays the same job for the same key and body, without a second queue entry', async () => {
+    const before = (await waitingIds()).length;
+    const headers = { 'idempotency-key': 'order-1' };
+    const first = await h.post({ image: { base64: image }, tasks: WORDS }, { headers });
+    const second = await h.post({ tasks: WORDS, image: { base64: image } }, { headers }); // same body, other key order
+    expect([first.status, second.status]).toEqual([202, 202]);
+    const [a, b] = (await Promise.all([first.json(), second.json()])) as { id: string }[];
+    expect(b!.id).toBe(a!.id);
+    expect(second.headers.get('idempotent-replayed')).toBe('true');
+    expect((await waitingIds()).length).toBe(before + 1);
+  });
+
+  it('422 for the same key with a different body', async () => {
+    const headers = { 'idempotency-key': 'order-2' };
+    expect((await h.post({ image: { base64: image }, tasks: WORDS }, { headers })).status).toBe(202);
+    const res = await h.post({ image: { base64: image }, tasks: [{ type: 'sentence', sentence: 'the dog' }] }, { headers });
+    expect(res.status).toBe(422);
+    expect((await problemOf(res)).type).toBe('/problems/idempotency-key-reused');
+  });
+
+  it('keys are per API key: the same Idempotency-Key from another key is a different request', async () => {
+    const headers = { 'idempotency-key': 'shared-name' };
+    const a = (await (await h.post({ image: { base64: image }, tasks: WORDS }, { headers })).json()) as { id: string };
+    const b = (await (await h.post({ image: { base64: image }, tasks: WORDS }, { headers, key: KEYS.beta })).json()) as { id: string };
+    expect(a.id).not.toBe(b.id);
+  });
+
+  it('concurrent duplicates: one job; the others get it replayed or 409 while it is being created', async () => {
+    const before = new Set(await waitingIds());
+    const headers = { 'idempotency-key': 'burst-1' };
+    const results = await Promise.all(Array.from({ length: 6 }, () => h.post({ image: { base64: image }, tasks: WORDS }, { headers })));
+    const created = (await waitingIds()).filter((id) => !before.has(id));
+    expect(created).toHaveLength(1);
+    for (const r of results) {
+      expect([202, 409]).toContain(r.status);
+      if (r.status === 202) expect(((await r.json()) as { id: string }).id).toBe(created[0]);
+      else {
+        expect((await problemOf(r)).type).toBe('/problems/idempotency-key-in-flight');
+        expect(r.headers.get('retry-after')).toBe('1');
+      }
+    }
+    expect(results.filter((r) => r.status === 202).length).toBeGreaterThanOrEqual(1);
+  });
+
+  it('a request rejected after claiming the key frees it for a corrected retry', async () => {
+    const headers = { 'idempotency-key': 'retry-after-fix' };
+    const bad = await h.post({ image: { base64: Buffer.from('not an image').toString('base64') }, tasks: WORDS }, { headers });
+    expect(bad.status).toBe(422);
+    const again = await h.post({ image: { base64: Buffer.from('not an image').toString('base64') }, tasks: WORDS }, { headers });
+    expect(again.status).toBe(422);
+    expect((await problemOf(again)).type).toBe('/problems/unsupported-image-type');
+  });
+});

@@ -1,0 +1,62 @@
+// Per-key rate limit and concurrent-job quota, both kept in Redis.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KEYS, openHarness, png, problemOf, WORDS, type Harness } from './harness.js';
+
+let h: Harness;
+let body: unknown;
+
+beforeAll(async () => {
+  h = await openHarness();
+  body = { image: { base64: (await png()).toString('base64') }, tasks: WORDS };
+});
+afterAll(() => h.close());
+
+describe('rate limit', () => {
+  it('counts requests per key and answers 429 with Retry-After and RateLimit headers', async () => {
+    const statuses: number[] = [];
+    let last: Response | undefined;
+    for (let i = 0; i < 4; i++) {
+      last = await h.get('/v1/jobs/none', KEYS.tight);
+      statuses.push(last.status);
+      if (i === 0) {
+        expect(last.headers.get('ratelimit-policy')).toBe('"per-key";q=3;w=60');
+        expect(last.headers.get('ratelimit')).toMatch(/^"per-key";r=2;t=\d+$/);
+      }
+    }
+    expect(statuses).toEqual([404, 404, 404, 429]);
+    const retryAfter = Number(last!.headers.get('retry-after'));
+    expect(retryAfter).toBeGreaterThanOrEqual(1);
+    expect(retryAfter).toBeLessThanOrEqual(60);
+    expect(last!.headers.get('ratelimit')).toMatch(/^"per-key";r=0;t=\d+$/);
+    expect((await problemOf(last!)).type).toBe('/problems/rate-limited');
+    // Other keys are not affected.
+    expect((await h.get('/v1/jobs/none', KEYS.alpha)).status).toBe(404);
+  });
+});
+
+describe('concurrent-job quota', () => {
+  it('refuses a third unfinished job for a key allowed two, and frees the slot when one finishes', async () => {
+    const a = await h.post(body, { key: KEYS.few });
+    const b = await h.post(body, { key: KEYS.few });
+    expect([a.status, b.status]).toEqual([202, 202]);
+    const c = await h.post(body, { key: KEYS.few });
+    expect(c.status).toBe(429);
+    expect(c.headers.get('retry-after')).toBe('1');
+    expect((await problemOf(c)).type).toBe('/problems/job-quota-exceeded');
+    const { id } = (await a.json()) as { id: string };
+    const cancel = await h.app.request(`/v1/jobs/${id}/cancel`, { method: 'POST', headers: { authorization: `Bearer ${KEYS.few}` } });
+    expect(cancel.status).toBe(200);
+    expect((await h.post(body, { key: KEYS.few })).status).toBe(202);
+  });
+
+  it('does not overshoot under concurrent submits', async () => {
+    const fresh = await openHarness();
+    try {
+      const results = await Promise.all(Array.from({ length: 8 }, () => fresh.post(body, { key: KEYS.few })));
+      expect(results.map((r) => r.status).sort()).toEqual([202, 202, 429, 429, 429, 429, 429, 429]);
+      expect(results.filter((r) => r.status === 429)).toHaveLength(6);
+    } finally {
+      await fresh.close();
+    }
+  });
+});
