@@ -25,7 +25,7 @@ def mask(target, rec):
 def test_coco_panoptic():
     records, pools = coco_panoptic.convert(PAN / "panoptic_val.json", PAN / "panoptic_val",
                                            PAN / "captions_val.json", image_prefix="val2017")
-    assert [r.id for r in records] == ["coco_panoptic/1", "coco_panoptic/2"]
+    assert [r.id for r in records] == ["coco_panoptic/panoptic/1", "coco_panoptic/panoptic/2"]
     r = records[0]
     assert (r.image, r.height, r.width, r.kind, r.task) == ("val2017/000000000001.jpg", 6, 8, "words", "panoptic")
     # crowd segment skipped; phrases in order of first appearance, stuff marked
@@ -55,7 +55,7 @@ def test_coco_panoptic_semantic_merges_segments_per_category(tmp_path):
 
 def test_coco_detection_polygons_rle_and_crowds():
     records, pools = coco_detection.convert(FIX / "coco/instances_val.json")
-    assert [r.id for r in records] == ["coco/10", "coco/11"]      # image 12 has no annotations
+    assert [r.id for r in records] == ["coco/instance/10", "coco/instance/11"]      # image 12 has no annotations
     r = records[0]
     assert r.task == "instance" and r.phrases == [Phrase("cat"), Phrase("bowl")]
     assert len(r.targets) == 2                                    # the crowd cat is skipped
@@ -172,3 +172,17 @@ def test_cli_reports_errors_with_exit_code(tmp_path, capsys):
     assert convert_main(["coco-detection", "--instances", str(tmp_path / "i.json"), "--out",
                          str(tmp_path / "o.jsonl")]) == 2
     assert str(tmp_path / "i.json") in capsys.readouterr().err
+
+
+def test_merge_mixes_datasets_and_pools_and_rejects_repeated_ids(tmp_path):
+    det, o365, goldg_out = tmp_path / "coco.jsonl", tmp_path / "o365.jsonl", tmp_path / "goldg.jsonl"
+    assert convert_main(["coco-detection", "--instances", str(FIX / "coco/instances_val.json"), "--out", str(det)]) == 0
+    assert convert_main(["coco-detection", "--instances", str(FIX / "objects365/zhiyuan_objv2_val.json"),
+                         "--source", "objects365", "--out", str(o365)]) == 0
+    assert convert_main(["goldg", "--json", str(FIX / "goldg/final_mixed_train.json"), "--out", str(goldg_out)]) == 0
+    out = tmp_path / "all.jsonl"
+    assert convert_main(["merge", "--out", str(out), str(det), str(o365), str(goldg_out)]) == 0
+    assert [r.id for r in read_jsonl(out)] == ["coco/instance/10", "coco/instance/11", "objects365/detection/1",
+                                               "goldg/0"]
+    assert set(read_categories(out)) == {"coco", "objects365"}
+    assert convert_main(["merge", "--out", str(tmp_path / "twice.jsonl"), str(det), str(det)]) == 2

@@ -26,7 +26,8 @@ def test_pq_on_two_hand_maps():
     gt = np.array([[1, 1, 2, 2], [1, 1, 2, 2], [3, 3, 3, 3], [3, 3, 3, 0]])
     pred = np.array([[1, 1, 1, 2], [1, 1, 1, 2], [3, 3, 3, 3], [3, 3, 3, 3]])
     stat = PQStat()
-    stat.add_image(gt, {1: Segment(7), 2: Segment(7), 3: Segment(9)}, pred, {1: Segment(7), 2: Segment(7), 3: Segment(9)})
+    segs = {1: Segment(7), 2: Segment(7), 3: Segment(9)}
+    stat.add_image(gt, segs, pred, dict(segs))
     # thing 7: gt1/pred1 IoU 4/6 (TP); gt2 unmatched (FN; its best IoU with pred2 is 2/4, not > 0.5); pred2 FP.
     #   PQ_7 = (2/3) / (1 + 0.5 + 0.5) = 1/3, SQ_7 = 2/3, RQ_7 = 1/2
     # stuff 9: the void pixel is left out of the union: IoU 7 / (8 + 7 - 7 - 1) = 1, PQ_9 = 1
@@ -55,13 +56,6 @@ def test_semantic_miou_by_hand():
     # valid pixels (gt != 0): class 1: TP 1, union 2; class 2: TP 1, union 2
     s = stat.summary()
     assert s["mIoU"] == pytest.approx(50) and s["pixel_acc"] == pytest.approx(200 / 3) and s["num_categories"] == 2
-
-
-def _mask(coords, shape=(6, 6)):
-    m = np.zeros(shape, bool)
-    for y, x in coords:
-        m[y, x] = True
-    return m
 
 
 def test_res_ciou_miou_and_rec_accuracy_by_hand():
@@ -203,7 +197,8 @@ def test_oracle_predictions_score_100_everywhere_and_a_miss_costs(synth_gt, tmp_
     assert g["N-acc"] == 100 and g["T-acc"] == 0 and g["cIoU"] == 0
     assert g["gIoU"] == pytest.approx(100 * n_none / len(gt.grefs))
     # Dropping one thing from one panoptic prediction: one FN in its category, nothing else changes.
-    pan = next(t for e in preds for t in e["tasks"] if t["mode"] == "panoptic" and any(not d["stuff"] for d in t["detections"]))
+    pan = next(t for e in preds for t in e["tasks"]
+               if t["mode"] == "panoptic" and any(not d["stuff"] for d in t["detections"]))
     dropped = next(d for d in pan["detections"] if not d["stuff"])
     pan["detections"].remove(dropped)
     stat = evaluate(gt, preds)["panoptic"]
@@ -213,7 +208,8 @@ def test_oracle_predictions_score_100_everywhere_and_a_miss_costs(synth_gt, tmp_
 def test_cli(synth_gt, tmp_path, capsys):
     gt = GroundTruth(GTPaths.for_dir(synth_gt, "val"), "val")
     (tmp_path / "pred.json").write_text(json.dumps({"predictions": oracle_predictions(gt)}))
-    assert eval_main(["--gt", str(synth_gt), "--pred", str(tmp_path / "pred.json"), "--out", str(tmp_path / "m.json")]) == 0
+    assert eval_main(["--gt", str(synth_gt), "--pred", str(tmp_path / "pred.json"),
+                      "--out", str(tmp_path / "m.json")]) == 0
     assert json.loads((tmp_path / "m.json").read_text())["panoptic"]["PQ"] == pytest.approx(100)
     capsys.readouterr()
     (tmp_path / "bad.json").write_text(json.dumps([{"image_id": 1}]))

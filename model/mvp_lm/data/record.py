@@ -168,4 +168,5 @@ def read_categories(jsonl_path: str | Path) -> dict[str, list[Phrase]]:
     p = categories_path(jsonl_path)
     if not p.exists():
         return {}
-    return {s: [Phrase(c["text"], bool(c.get("stuff", False))) for c in cs] for s, cs in json.loads(p.read_text()).items()}
+    pools = json.loads(p.read_text())
+    return {s: [Phrase(c["text"], bool(c.get("stuff", False))) for c in cs] for s, cs in pools.items()}

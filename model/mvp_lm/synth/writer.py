@@ -6,7 +6,8 @@ Layout of DIR (image ids 1..N; each image is in split train or val):
   annotations/instances_{split}.json        COCO instances (things; bbox xywh, segmentation compressed RLE)
   annotations/captions_{split}.json         COCO captions (4 per image, different styles)
   refcoco/refs(unc).p + refcoco/instances.json   RefCOCO refs pickle (unique targets) + instances of all images
-  grefcoco/grefs(unc).json                  gRefCOCO refs (multi-, single- and no-target); instances: refcoco/instances.json
+  grefcoco/grefs(unc).json                  gRefCOCO refs (multi-, single- and no-target);
+                                            their instances are refcoco/instances.json
 """
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ import sys
 
 from ..errors import DataFormatError
 from ..record import write_categories, write_jsonl
-from . import coco_detection, coco_panoptic, goldg, grefcoco, refcoco
+from . import coco_detection, coco_panoptic, goldg, grefcoco, merge, refcoco
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,14 +37,21 @@ def _parser() -> argparse.ArgumentParser:
         s.add_argument("--captions")
     s = add("goldg", "GoldG / MDETR-style grounding JSON")
     s.add_argument("--json", required=True)
+    s = sub.add_parser("merge", help="several SFT JSONL files (and their category pools) into one")
+    s.add_argument("--out", required=True)
+    s.add_argument("inputs", nargs="+")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     a = _parser().parse_args(argv)
-    common = {"image_prefix": a.image_prefix, **({"source": a.source} if a.source else {})}
+    common = {}
+    if a.format != "merge":
+        common = {"image_prefix": a.image_prefix, **({"source": a.source} if a.source else {})}
     try:
-        if a.format == "coco-panoptic":
+        if a.format == "merge":
+            records, pools = merge.merge(a.inputs)
+        elif a.format == "coco-panoptic":
             records, pools = coco_panoptic.convert(a.panoptic_json, a.png_dir, a.captions, task=a.task, **common)
         elif a.format == "coco-detection":
             records, pools = coco_detection.convert(a.instances, a.captions, task=a.task, **common)

@@ -38,6 +38,6 @@ def convert(instances_json: str | Path, captions: str | Path | None = None, sour
         phrases = [Phrase(cats[cid]["name"]) for cid in phrase_of]
         targets = [Target(phrase_of[a["category_id"]], xywh_to_xyxy(a["bbox"]),
                           a["segmentation"] if task != "detection" else None) for a in anns]
-        records.append(Record(f"{source}/{iid}", source, image_path(image_prefix, im["file_name"]),
+        records.append(Record(f"{source}/{task}/{iid}", source, image_path(image_prefix, im["file_name"]),
                               im["height"], im["width"], "words", task, phrases, caps.get(iid, []), targets))
     return records, {source: [Phrase(c["name"]) for _, c in sorted(cats.items())]}

@@ -74,7 +74,7 @@ def convert(panoptic_json: str | Path, png_dir: str | Path, captions: str | Path
                 merged[pi] = merged[pi] | m if pi in merged else m
             masks = sorted(merged.items())
         targets = [Target(pi, mask_box(m), encode_rle(m), phrases[pi].stuff) for pi, m in masks]
-        records.append(Record(f"{source}/{iid}", source, image_path(image_prefix, im.get("file_name", png_name)),
+        records.append(Record(f"{source}/{task}/{iid}", source, image_path(image_prefix, im.get("file_name", png_name)),
                               h, w, "words", task, phrases, caps.get(iid, []), targets))
     pool = [Phrase(c["name"], is_stuff[cid]) for cid, c in sorted(cats.items())]
     return records, {source: pool}

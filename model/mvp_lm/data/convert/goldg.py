@@ -21,7 +21,8 @@ def phrase_text(caption: str, spans: object, file, rec: str, field: str) -> tupl
         raise DataFormatError(str(file), rec, field, f"{spans!r} is not a list of [start, end] spans")
     for s, e in spans:
         if not 0 <= s < e <= len(caption):
-            raise DataFormatError(str(file), rec, field, f"span [{s}, {e}] is outside the caption ({len(caption)} chars)")
+            raise DataFormatError(str(file), rec, field,
+                                  f"span [{s}, {e}] is outside the caption ({len(caption)} chars)")
     return tuple((s, e) for s, e in sorted(spans))
 
 

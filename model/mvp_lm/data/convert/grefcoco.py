@@ -42,7 +42,8 @@ def convert(grefs_json: str | Path, instances_json: str | Path, split: str | Non
         targets = []
         for a in target_ann_ids(ref, grefs_json, rec):
             if a not in anns or anns[a]["image_id"] != iid:
-                raise DataFormatError(str(grefs_json), rec, "ann_id", f"annotation {a} is not an annotation of image {iid}")
+                raise DataFormatError(str(grefs_json), rec, "ann_id",
+                                      f"annotation {a} is not an annotation of image {iid}")
             targets.append(Target(0, xywh_to_xyxy(anns[a]["bbox"]), anns[a]["segmentation"]))
         im = images[iid]
         for sent_id, text in sentence_texts(ref, grefs_json, rec):

@@ -18,7 +18,8 @@ def load_refs(refs_pickle: str | Path) -> list:
     except (pickle.UnpicklingError, EOFError, ValueError) as e:
         raise DataFormatError(str(refs_pickle), "<file>", "<pickle>", f"cannot unpickle: {e}") from None
     if not isinstance(refs, list):
-        raise DataFormatError(str(refs_pickle), "<file>", "<pickle>", f"expected a list of refs, got {type(refs).__name__}")
+        raise DataFormatError(str(refs_pickle), "<file>", "<pickle>",
+                              f"expected a list of refs, got {type(refs).__name__}")
     return refs
 
 
