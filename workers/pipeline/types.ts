@@ -18,6 +18,12 @@ export interface PipelineHooks {
   shouldStop(): boolean | Promise<boolean>;
 }
 
+/** The subset of a pino logger the pipeline uses (console works too). */
+export interface PipelineLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+}
+
 export interface PipelineInfo {
   provider: 'cpu' | 'cuda';
   model: PerceptionResult['model'];

@@ -1,0 +1,136 @@
+// Parity with the model package's reference (python -m mvp_lm.reference, onnxruntime + numpy/torch post-processing)
+// on the same tiny bundles and inputs: every task mode, both variants, caption on and off, chunked vocabularies.
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Task } from '../../contracts/task.js';
+import { loadBundle } from '../../workers/pipeline/bundle.js';
+import { PipelineEngine } from '../../workers/pipeline/engine.js';
+import { createOnnxPipeline } from '../../workers/pipeline/pipeline.js';
+import { sentencePrompt, wordPrompts } from '../../workers/pipeline/prompt.js';
+import { loadTokenizer } from '../../workers/pipeline/tokenizer.js';
+import { ensureBundle, runReference, type ReferenceCase, type ReferenceDoc } from './bundles.js';
+import { compareTask, maxRelDiff } from './compare.js';
+import { syntheticPng } from './images.js';
+
+const THINGS = ['red square', 'blue circle', 'dog', 'person', 'car', 'tree', 'cup', 'chair', 'bird', 'cat', 'boat',
+  'kite', 'bench', 'bus', 'truck', 'horse', 'sheep', 'cow', 'clock', 'vase'];
+const words = (mode: string, extra: object = {}) => ({
+  type: 'words', mode, score_threshold: 0, top_k: 12,
+  phrases: ['red square', 'blue circle', { text: 'sky', stuff: true }, { text: 'grass', stuff: true }], ...extra,
+});
+
+const CASES: (Omit<ReferenceCase, 'image'> & { size: [number, number] })[] = [
+  { id: 'landscape-words', size: [140, 90], caption: true, tasks: [words('instance'), words('panoptic'), words('semantic'), words('detection', { outputs: ['boxes'] })] },
+  { id: 'portrait-sentences', size: [70, 150], caption: false, tasks: [
+    { type: 'sentence', sentence: 'the red square on the left', mode: 'single' },
+    { type: 'sentence', sentence: 'every blue circle', mode: 'multi' },
+    { type: 'sentence', sentence: 'the small dog', mode: 'multi', score_threshold: 0.2, outputs: ['masks'] },
+  ] },
+  { id: 'square-chunked', size: [128, 128], caption: true, tasks: [
+    { type: 'words', mode: 'instance', phrases: THINGS, score_threshold: 0, top_k: 30 },
+    { type: 'words', mode: 'panoptic', phrases: THINGS.map((t, i) => ({ text: t, stuff: i % 3 === 0 })) },
+  ] },
+  { id: 'downscale-mixed', size: [300, 200], caption: true, tasks: [words('instance', { score_threshold: 0.3 }), { type: 'sentence', sentence: 'the tree', mode: 'single' }] },
+  { id: 'upscale-tiny', size: [30, 20], caption: false, tasks: [words('instance'), words('semantic'), { type: 'sentence', sentence: 'a cup', mode: 'multi' }] },
+];
+
+for (const variant of ['paper', 'released-code'] as const) {
+  describe(`parity with the Python reference (${variant})`, () => {
+    let dir: string;
+    let ref: ReferenceDoc;
+    let engine: PipelineEngine;
+    const images = new Map<string, Buffer>();
+
+    beforeAll(async () => {
+      dir = ensureBundle(variant);
+      const work = path.resolve(`.data/test/parity-${variant}`);
+      mkdirSync(work, { recursive: true });
+      const cases: ReferenceCase[] = [];
+      for (const [i, c] of CASES.entries()) {
+        const png = await syntheticPng(c.size[0], c.size[1], 100 + i);
+        writeFileSync(path.join(work, `${c.id}.png`), png);
+        images.set(c.id, png);
+        cases.push({ id: c.id, image: `${c.id}.png`, tasks: c.tasks, caption: c.caption });
+      }
+      ref = runReference(dir, work, cases);
+      engine = await PipelineEngine.create({ modelDir: dir, provider: 'cpu' });
+    }, 600_000);
+
+    afterAll(async () => {
+      await engine?.close();
+    });
+
+    it('builds the same prompt ids and spans', async () => {
+      const bundle = await loadBundle(dir);
+      const ctx = { manifest: bundle.manifest, tokenizer: loadTokenizer(bundle.tokenizerFile) };
+      CASES.forEach((c, ci) => {
+        c.tasks.forEach((raw, ti) => {
+          const task = Task.parse(raw);
+          const prompts = task.type === 'words' ? wordPrompts(ctx, task.phrases.map((p) => p.text), '/t') : [sentencePrompt(ctx, task.sentence, '/t')];
+          const expected = ref.cases[ci]!.trace.tasks[ti]!.prompts;
+          expect(prompts.map((p) => ({ input_ids: p.inputIds, image_index: p.imageIndex, phrase_spans: p.spans })))
+            .toEqual(expected.map((p) => ({ input_ids: p.input_ids, image_index: p.image_index, phrase_spans: p.phrase_spans })));
+        });
+      });
+      expect(CASES[2]!.tasks.length).toBeGreaterThan(0);
+      expect(ref.cases[2]!.trace.tasks[0]!.prompts.length).toBeGreaterThan(1); // the vocabulary really was chunked
+    });
+
+    CASES.forEach((c, ci) => {
+      it(`case ${c.id}: same tokens, raw outputs, detections`, async () => {
+        const expected = ref.cases[ci]!;
+        const job = `parity-${c.id}`;
+        try {
+          const sizes = await engine.preprocess(job, images.get(c.id)!);
+          expect([sizes.original.height, sizes.original.width]).toEqual(expected.trace.geometry.orig_hw);
+          expect([sizes.valid.height, sizes.valid.width]).toEqual(expected.trace.geometry.valid_hw);
+          await engine.vision(job);
+          for (const [ti, raw] of c.tasks.entries()) {
+            const task = Task.parse(raw);
+            const trace = expected.trace.tasks[ti]!;
+            const lang = await engine.language(job, ti, task, c.caption);
+            expect(lang.generatedIds, `task ${ti} generated ids`).toEqual(trace.generated_ids ?? []);
+            expect(lang.caption, `task ${ti} caption`).toBe(trace.caption);
+            await engine.perception(job, ti, task);
+            const rawOut = engine.rawOutputs(job, ti)!;
+            const flat = (v: unknown) => (v as number[]).flat(Infinity as 1) as number[];
+            expect(maxRelDiff(rawOut.logits, flat(trace.raw.pred_logits.values)), `task ${ti} pred_logits`).toBeLessThan(1e-3);
+            expect(maxRelDiff(rawOut.boxes, flat(trace.raw.pred_boxes.values)), `task ${ti} pred_boxes`).toBeLessThan(1e-3);
+            expect(maxRelDiff(rawOut.masks, flat(trace.raw.pred_masks.values)), `task ${ti} pred_masks`).toBeLessThan(1e-3);
+            const result = engine.postprocess(job, ti, task);
+            expect(compareTask(result, expected.result.tasks[ti]!), `task ${ti} (${task.type}/${task.mode})`).toEqual([]);
+          }
+        } finally {
+          engine.release(job);
+        }
+        expect(engine.activeJobs()).toBe(0);
+      });
+    });
+
+    it('gives the same PerceptionResult through the threaded pipeline', async () => {
+      const pipeline = await createOnnxPipeline({ modelDir: dir, provider: 'cpu' });
+      try {
+        const c = CASES[0]!;
+        const expected = ref.cases[0]!.result;
+        const stages: string[] = [];
+        const result = await pipeline.run(
+          { jobId: 'thread-job', image: images.get(c.id)!, tasks: c.tasks.map((t) => Task.parse(t)), caption: c.caption },
+          { onStage: (s) => void stages.push(s), shouldStop: () => false },
+        );
+        expect(stages).toEqual(['preprocess', 'vision', 'language', 'perception', 'postprocess']);
+        expect(result.caption).toBe(expected.caption);
+        expect(result.image).toEqual(expected.image);
+        expect(result.model).toEqual(expected.model);
+        expect(result.provider).toBe('cpu');
+        result.tasks.forEach((t, i) => expect(compareTask(t, expected.tasks[i]!), `task ${i}`).toEqual([]));
+        expect(Object.keys(result.timings_ms)).toEqual(stages);
+      } finally {
+        await pipeline.close();
+      }
+    });
+  });
+}
+
+// keep the reference's own file readable when a comparison fails
+export const referenceFile = (variant: string) => readFileSync(path.resolve(`.data/test/parity-${variant}/reference.json`), 'utf8');

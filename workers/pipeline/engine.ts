@@ -1,0 +1,166 @@
+// Runs the pipeline stages for jobs on one set of ORT sessions. Lives in the pipeline thread (thread.ts); tests
+// may use it in-process. Image-side state (vision outputs, the prefix+image KV cache) is computed once per job
+// and reused by every task; release(jobId) drops everything a job holds.
+import * as ort from 'onnxruntime-node';
+import type { TaskResult } from '../../contracts/result.js';
+import type { Task } from '../../contracts/task.js';
+import { loadBundle, type Bundle } from './bundle.js';
+import { prefillImage, runLanguage, type ImagePrefix, type LanguageContext, type LanguageOutput } from './generate.js';
+import { runPerception, VISION_FOR_PERCEPTION, type VisionOutputs } from './perceive.js';
+import { postprocessTask } from './postprocess/index.js';
+import { geometryFor, type Size } from './postprocess/geometry.js';
+import type { RawOutputs } from './postprocess/types.js';
+import { decodeImage, toPixelValues, type Preprocessed } from './preprocess.js';
+import { createSessions, type ModelSessions, type Provider } from './sessions.js';
+import { loadTokenizer } from './tokenizer.js';
+import type { PipelineInfo, PipelineLogger } from './types.js';
+
+export interface EngineConfig {
+  modelDir: string;
+  provider: Provider;
+  deviceId?: number;
+  logger?: PipelineLogger;
+  /** Largest accepted image in decoded pixels. */
+  maxPixels?: number;
+  intraOpThreads?: number;
+  /** Check every bundle file's sha256 at load (default true). */
+  verifyHashes?: boolean;
+}
+
+export interface EngineInfo extends PipelineInfo {
+  fallbackReason?: string;
+  warmupMs: number;
+}
+
+interface JobState {
+  pre?: Preprocessed;
+  vision?: VisionOutputs;
+  imageEmbeds?: Float32Array;
+  prefix?: ImagePrefix;
+  language: Map<number, LanguageOutput>;
+  raw: Map<number, RawOutputs>;
+}
+
+export class PipelineEngine {
+  private readonly jobs = new Map<string, JobState>();
+  private warmupMs = 0;
+
+  private constructor(
+    private readonly bundle: Bundle,
+    private readonly models: ModelSessions,
+    private readonly lang: LanguageContext,
+    private readonly cfg: EngineConfig,
+  ) {}
+
+  static async create(cfg: EngineConfig): Promise<PipelineEngine> {
+    const bundle = await loadBundle(cfg.modelDir, { verifyHashes: cfg.verifyHashes });
+    const tokenizer = loadTokenizer(bundle.tokenizerFile);
+    const models = await createSessions(bundle, cfg);
+    const engine = new PipelineEngine(bundle, models, { sessions: models.sessions, manifest: bundle.manifest, tokenizer }, cfg);
+    await engine.warmUp();
+    return engine;
+  }
+
+  info(): EngineInfo {
+    const m = this.bundle.manifest;
+    return {
+      provider: this.models.provider,
+      model: { name: m.name, version: m.version, variant: m.variant },
+      ...(this.models.fallbackReason ? { fallbackReason: this.models.fallbackReason } : {}),
+      warmupMs: this.warmupMs,
+    };
+  }
+
+  /** One synthetic job through every graph, so the first real job does not pay for lazy initialisation. */
+  private async warmUp(): Promise<void> {
+    const t0 = performance.now();
+    const id = '__warmup__';
+    const size = { height: 32, width: 48 };
+    const rgb = new Uint8Array(size.height * size.width * 3).map((_, i) => (i * 37) % 256);
+    const task: Task = { type: 'sentence', sentence: 'the object', mode: 'single', outputs: ['boxes', 'masks'] };
+    try {
+      this.state(id).pre = toPixelValues({ rgb, size }, this.bundle.manifest.preprocess);
+      await this.vision(id);
+      await this.language(id, 0, task, false);
+      await this.perception(id, 0, task);
+      this.postprocess(id, 0, task);
+    } finally {
+      this.release(id);
+    }
+    this.warmupMs = performance.now() - t0;
+  }
+
+  private state(jobId: string): JobState {
+    let s = this.jobs.get(jobId);
+    if (!s) {
+      s = { language: new Map(), raw: new Map() };
+      this.jobs.set(jobId, s);
+    }
+    return s;
+  }
+
+  private need<T>(value: T | undefined, what: string, jobId: string): T {
+    if (value === undefined) throw new Error(`job ${jobId}: ${what} is not available (stages run out of order?)`);
+    return value;
+  }
+
+  async preprocess(jobId: string, image: Uint8Array): Promise<{ original: Size; valid: Size }> {
+    const decoded = await decodeImage(image, this.cfg.maxPixels);
+    const pre = toPixelValues(decoded, this.bundle.manifest.preprocess);
+    this.state(jobId).pre = pre;
+    return { original: pre.original, valid: pre.valid };
+  }
+
+  /** vision_encoder.onnx, then the shared prefix + image prefill of the LLM. */
+  async vision(jobId: string): Promise<void> {
+    const s = this.state(jobId);
+    const pre = this.need(s.pre, 'the preprocessed image', jobId);
+    const size = this.bundle.manifest.preprocess.image_size;
+    const out = await this.models.sessions.vision_encoder.run({ pixel_values: new ort.Tensor('float32', pre.pixelValues, [1, 3, size, size]) });
+    s.vision = Object.fromEntries(VISION_FOR_PERCEPTION.map((k) => [k, out[k] as ort.Tensor])) as VisionOutputs;
+    s.imageEmbeds = out.image_embeds!.data as Float32Array;
+    s.prefix = await prefillImage(this.lang, s.imageEmbeds);
+  }
+
+  async language(jobId: string, taskIndex: number, task: Task, caption: boolean): Promise<{ generatedIds: number[]; caption: string | null }> {
+    const s = this.state(jobId);
+    const prefix = this.need(s.prefix, 'the image prefill', jobId);
+    const text = task.type === 'words' ? { type: 'words' as const, phrases: task.phrases.map((p) => p.text) } : task;
+    const out = await runLanguage(this.lang, prefix, text, caption, `/tasks/${taskIndex}`);
+    s.language.set(taskIndex, out);
+    return { generatedIds: out.generatedIds, caption: out.caption };
+  }
+
+  async perception(jobId: string, taskIndex: number, task: Task): Promise<void> {
+    const s = this.state(jobId);
+    const vision = this.need(s.vision, 'the vision outputs', jobId);
+    const text = this.need(s.language.get(taskIndex), `the language outputs of task ${taskIndex}`, jobId);
+    s.raw.set(taskIndex, await runPerception(this.models.sessions.perception_decoder, this.bundle.manifest, vision, text, task.type === 'sentence'));
+  }
+
+  postprocess(jobId: string, taskIndex: number, task: Task): TaskResult {
+    const s = this.state(jobId);
+    const pre = this.need(s.pre, 'the preprocessed image', jobId);
+    const raw = this.need(s.raw.get(taskIndex), `the perception outputs of task ${taskIndex}`, jobId);
+    const m = this.bundle.manifest;
+    return postprocessTask(task, taskIndex, raw, geometryFor(pre.original, m.preprocess.image_size), m.postprocess, m.dims.num_queries);
+  }
+
+  /** Raw perception-decoder outputs of a task (parity tests compare them with the reference). */
+  rawOutputs(jobId: string, taskIndex: number): RawOutputs | undefined {
+    return this.jobs.get(jobId)?.raw.get(taskIndex);
+  }
+
+  release(jobId: string): void {
+    this.jobs.delete(jobId);
+  }
+
+  activeJobs(): number {
+    return this.jobs.size;
+  }
+
+  async close(): Promise<void> {
+    this.jobs.clear();
+    await this.models.release();
+  }
+}

@@ -1,0 +1,202 @@
+// The language side through embed_tokens.onnx and decoder_model_merged.onnx (model/BUNDLE.md):
+// prefill, phrase/sentence pooling, greedy caption generation with the KV cache up to <PER> (paper variant),
+// the caption-off path, and the single prefill of the released-code variant.
+//
+// The prefix (system text) and the image tokens are the same for every prompt of a job, so their KV cache is
+// computed once per image (`prefillImage`) and every task's prompt continues from it.
+import * as ort from 'onnxruntime-node';
+import type { GraphName, Manifest } from './manifest.js';
+import {
+  captionFromIds,
+  noCaptionIds,
+  responseTailIds,
+  sentencePrompt,
+  wordPrompts,
+  type Prompt,
+  type PromptContext,
+} from './prompt.js';
+import type { TextTokenizer } from './tokenizer.js';
+
+type Sessions = Record<GraphName, ort.InferenceSession>;
+type Past = Record<string, ort.Tensor>;
+
+export interface LanguageContext extends PromptContext {
+  sessions: Sessions;
+  manifest: Manifest;
+  tokenizer: TextTokenizer;
+}
+
+/** KV cache of prefix + image tokens, shared by every prompt on one image. */
+export interface ImagePrefix {
+  past: Past;
+  length: number;
+}
+
+export interface LanguageOutput {
+  /** [P,H] pooled states, P = phrases (+ background for words) or 1 for a sentence. */
+  textEmbeds: Float32Array;
+  numPhrases: number;
+  /** [H] state at <PER> (paper variant), else null. */
+  perHidden: Float32Array | null;
+  /** Ids chosen by greedy decoding, without the stop token (empty when no caption was generated). */
+  generatedIds: number[];
+  caption: string | null;
+}
+
+interface StepOutput {
+  logits: ort.Tensor;
+  past: Past;
+  hidden: ort.Tensor; // last_hidden_state or mean_hidden_states, [1,T,H]
+  lastHidden: ort.Tensor;
+}
+
+function int64(values: number[], dims: number[]): ort.Tensor {
+  return new ort.Tensor('int64', BigInt64Array.from(values, (v) => BigInt(v)), dims);
+}
+
+function emptyPast(m: Manifest): Past {
+  const { num_layers: layers, num_heads: heads, head_dim: d } = m.dims;
+  const past: Past = {};
+  for (let i = 0; i < layers; i++) {
+    for (const kind of ['key', 'value']) past[`past_key_values.${i}.${kind}`] = new ort.Tensor('float32', new Float32Array(0), [1, heads, 0, d]);
+  }
+  return past;
+}
+
+async function embed(ctx: LanguageContext, ids: number[]): Promise<Float32Array> {
+  const out = await ctx.sessions.embed_tokens.run({ input_ids: int64(ids, [1, ids.length]) });
+  return out.inputs_embeds!.data as Float32Array;
+}
+
+/** One decoder run over `embeds` ([T,H] flattened) continuing after `pastLength` positions. */
+async function step(ctx: LanguageContext, embeds: Float32Array, past: Past, pastLength: number): Promise<StepOutput> {
+  const h = ctx.manifest.dims.hidden_size;
+  const t = embeds.length / h;
+  const total = pastLength + t;
+  const feeds: Record<string, ort.Tensor> = {
+    inputs_embeds: new ort.Tensor('float32', embeds, [1, t, h]),
+    attention_mask: int64(new Array<number>(total).fill(1), [1, total]),
+    position_ids: int64(Array.from({ length: t }, (_, i) => pastLength + i), [1, t]),
+    ...past,
+  };
+  const out = await ctx.sessions.decoder_model_merged.run(feeds);
+  const next: Past = {};
+  for (const [name, value] of Object.entries(out)) {
+    if (name.startsWith('present.')) next[`past_key_values.${name.slice('present.'.length)}`] = value;
+  }
+  const pooled = ctx.manifest.variant === 'paper' ? 'last_hidden_state' : 'mean_hidden_states';
+  return { logits: out.logits!, past: next, hidden: out[pooled]!, lastHidden: out.last_hidden_state! };
+}
+
+function concat(parts: Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+function row(t: ort.Tensor, index: number): Float32Array {
+  const width = t.dims[t.dims.length - 1]!;
+  return (t.data as Float32Array).slice(index * width, (index + 1) * width);
+}
+
+function argmaxLast(logits: ort.Tensor): number {
+  const v = logits.dims[2]!;
+  const t = logits.dims[1]!;
+  const data = logits.data as Float32Array;
+  let best = 0;
+  const o = (t - 1) * v;
+  for (let i = 1; i < v; i++) if (data[o + i]! > data[o + best]!) best = i;
+  return best;
+}
+
+/** Runs the request-independent prefix and the image tokens once per image. */
+export async function prefillImage(ctx: LanguageContext, imageEmbeds: Float32Array): Promise<ImagePrefix> {
+  const prefixIds = ctx.tokenizer.encode(ctx.manifest.templates.prefix);
+  const embeds = concat([prefixIds.length ? await embed(ctx, prefixIds) : new Float32Array(0), imageEmbeds]);
+  const out = await step(ctx, embeds, emptyPast(ctx.manifest), 0);
+  return { past: out.past, length: embeds.length / ctx.manifest.dims.hidden_size };
+}
+
+/** Mean of `hidden` rows over each span (spans in sequence positions, hidden starting at `offset`). */
+function pool(hidden: ort.Tensor, spans: [number, number][], offset: number, h: number): Float32Array {
+  const data = hidden.data as Float32Array;
+  const out = new Float32Array(spans.length * h);
+  const acc = new Float64Array(h);
+  spans.forEach(([start, end], p) => {
+    if (start < offset) throw new Error(`phrase span ${start}..${end} starts inside the shared image prefix`);
+    acc.fill(0);
+    for (let pos = start; pos < end; pos++) {
+      const o = (pos - offset) * h;
+      for (let k = 0; k < h; k++) acc[k]! += data[o + k]!;
+    }
+    for (let k = 0; k < h; k++) out[p * h + k] = acc[k]! / (end - start);
+  });
+  return out;
+}
+
+interface PromptResult {
+  embeds: Float32Array;
+  perHidden: Float32Array | null;
+  generatedIds: number[];
+  caption: string | null;
+}
+
+async function runPrompt(ctx: LanguageContext, image: ImagePrefix, prompt: Prompt, respond: 'caption' | 'no-caption' | 'none'): Promise<PromptResult> {
+  const m = ctx.manifest;
+  const h = m.dims.hidden_size;
+  const restIds = prompt.inputIds.slice(prompt.imageIndex + 1);
+  let out = await step(ctx, await embed(ctx, restIds), image.past, image.length);
+  let length = image.length + restIds.length;
+  const embeds = pool(out.hidden, prompt.spans, image.length, h);
+  if (respond === 'none') return { embeds, perHidden: null, generatedIds: [], caption: null };
+
+  const generatedIds: number[] = [];
+  let tail: number[];
+  if (respond === 'no-caption') {
+    tail = noCaptionIds(ctx);
+  } else {
+    // greedy decoding until <PER>, EOS or the token cap (stop tokens are not part of the caption); <PER> itself
+    // is then fed to read its state, after the response marker unless the model wrote <PER> itself
+    tail = responseTailIds(ctx);
+    while (generatedIds.length < m.generation.max_new_tokens) {
+      const next = argmaxLast(out.logits);
+      if (next === m.tokens.per) tail = [next];
+      if (next === m.tokens.per || next === m.tokens.eos) break;
+      generatedIds.push(next);
+      out = await step(ctx, await embed(ctx, [next]), out.past, length);
+      length += 1;
+    }
+  }
+  out = await step(ctx, await embed(ctx, tail), out.past, length);
+  const perHidden = row(out.lastHidden, tail.length - 1);
+  return { embeds, perHidden, generatedIds, caption: respond === 'caption' ? captionFromIds(ctx, generatedIds) : null };
+}
+
+/** Language outputs for one task: pooled text embeddings, <PER> state and caption (first chunk only). */
+export async function runLanguage(
+  ctx: LanguageContext,
+  image: ImagePrefix,
+  task: { type: 'words'; phrases: string[] } | { type: 'sentence'; sentence: string },
+  caption: boolean,
+  pointer: string,
+): Promise<LanguageOutput> {
+  const prompts = task.type === 'words' ? wordPrompts(ctx, task.phrases, `${pointer}/phrases`) : [sentencePrompt(ctx, task.sentence, `${pointer}/sentence`)];
+  const paper = ctx.manifest.variant === 'paper';
+  const parts: PromptResult[] = [];
+  for (const [i, prompt] of prompts.entries()) {
+    const respond = !paper || i > 0 ? 'none' : caption ? 'caption' : 'no-caption';
+    parts.push(await runPrompt(ctx, image, prompt, respond));
+  }
+  const first = parts[0]!;
+  return {
+    textEmbeds: concat(parts.map((p) => p.embeds)),
+    numPhrases: prompts.reduce((n, p) => n + p.spans.length, 0),
+    perHidden: first.perHidden,
+    generatedIds: first.generatedIds,
+    caption: first.caption,
+  };
+}
