@@ -155,7 +155,7 @@ RELEASED_IGNORED = [
     r"^predictor\.(SEG_query_embed|SEG_query_feat|REGION_proj|seg_proj_after_norm|class_name_proj_after_norm"
     r"|SEG_norm|class_name_norm|label_enc|input_proj)\.",
     r"^(thing_query|thing_embed|seg_query_projector|region_projector|expanded_seg_query_project|region_sampler)\.",
-    r"^model\.seg_query$", r"^(model\.)?(mgvp|perceiver)",
+    r"^(model\.)?seg_query$", r"^(model\.)?(mgvp|perceiver)",
     r"^model\.vision_tower\.(head|norm)\.", r"\.relative_position_index$", r"\.attn_mask$", r"rotary_emb\.inv_freq$",
 ]
 
@@ -176,7 +176,7 @@ def convert_released_state_dict(state: StateDict, model: MVPLM) -> StateDict:
     out: StateDict = {}
     source: dict[str, str] = {}
     unmapped = []
-    for key, value in state.items():
+    for key, value in _split_fused_qkv(state, model.config.phi.num_attention_heads).items():
         if any(p.search(key) for p in ignored):
             continue
         for pattern, template in rules:
@@ -194,7 +194,29 @@ def convert_released_state_dict(state: StateDict, model: MVPLM) -> StateDict:
         out[ours], source[ours] = value, key
     if unmapped:
         raise WeightLoadError(f"released checkpoint: unexpected tensors (no mapping): {', '.join(sorted(unmapped))}")
+    if "phi.lm_head.weight" in out and "phi.lm_head.bias" not in out:
+        # the released PSALM class builds its lm_head without a bias; a zero bias computes the same logits
+        out["phi.lm_head.bias"] = torch.zeros(out["phi.lm_head.weight"].shape[0], dtype=out["phi.lm_head.weight"].dtype)
     return reverse_memory_levels(out, model)
+
+
+_FUSED_QKV = re.compile(r"^model\.layers\.(\d+)\.self_attn\.query_key_value\.(weight|bias)$")
+
+
+def _split_fused_qkv(state: StateDict, heads: int) -> StateDict:
+    """The released code's own modeling_phi.py fuses Q, K, V into `query_key_value`, whose output features are
+    laid out (heads, 3, head_dim) (its `_split_heads`); split it into Hugging Face's q_proj / k_proj / v_proj."""
+    out: StateDict = {}
+    for key, value in state.items():
+        m = _FUSED_QKV.match(key)
+        if not m:
+            out[key] = value
+            continue
+        rest = value.shape[1:]
+        parts = value.reshape(heads, 3, value.shape[0] // (3 * heads), *rest)
+        for j, name in enumerate(("q_proj", "k_proj", "v_proj")):
+            out[f"model.layers.{m.group(1)}.self_attn.{name}.{m.group(2)}"] = parts[:, j].reshape(-1, *rest)
+    return out
 
 
 def reverse_memory_levels(state: StateDict, model: MVPLM) -> StateDict:

@@ -7,8 +7,8 @@ from safetensors.torch import save_file
 
 from mvp_lm import MVPLM, tiny
 from mvp_lm.modules.msdeform import MSDeformAttn
-from mvp_lm.weights import (WeightLoadError, load_checkpoint, load_hf_phi, load_released_checkpoint, load_swin,
-                            reverse_level_axis)
+from mvp_lm.weights import (WeightLoadError, convert_released_state_dict, load_checkpoint, load_hf_phi,
+                            load_released_checkpoint, load_swin, reverse_level_axis)
 
 
 def _randomised(variant="released-code"):
@@ -168,12 +168,25 @@ def _to_released_level_order(key, t, cfg):
     return t
 
 
+def _fuse_qkv(state, layers, heads):
+    """The released modeling_phi.py: one `query_key_value` Linear whose outputs are viewed (heads, 3, head_dim)."""
+    for i in range(layers):
+        for kind in ("weight", "bias"):
+            q, k, v = (state.pop(f"model.layers.{i}.self_attn.{n}_proj.{kind}") for n in "qkv")
+            per_head = [t.reshape(heads, -1, *t.shape[1:]) for t in (q, k, v)]
+            state[f"model.layers.{i}.self_attn.query_key_value.{kind}"] = \
+                torch.stack(per_head, 1).reshape(-1, *q.shape[1:])
+
+
 def _released_state(src):
     cfg = src.config
     state = {}
     for k, v in src.state_dict().items():
+        if k == "phi.lm_head.bias":
+            continue  # the released lm_head has no bias
         for name in _released_names(k, cfg.decoder.num_layers):
             state[name] = _to_released_level_order(k, v, cfg).clone()
+    _fuse_qkv(state, cfg.phi.num_hidden_layers, cfg.phi.num_attention_heads)
     d, k_q = cfg.d_model, cfg.decoder.num_queries
     state.update({  # parts of the released model we do not use
         "predictor.SEG_query_feat.weight": torch.zeros(k_q, d), "predictor.SEG_query_embed.weight": torch.zeros(k_q, 4),
@@ -186,10 +199,28 @@ def _released_state(src):
 
 def test_load_released_checkpoint_round_trip(tmp_path):
     src = _randomised()
+    with torch.no_grad():
+        src.phi.lm_head.bias.zero_()
     save_file(_released_state(src), str(tmp_path / "model.safetensors"))
     dst = MVPLM(tiny("released-code")).eval()
     load_released_checkpoint(dst, tmp_path)
     _assert_same_state(src, dst)
+
+
+def test_released_fused_qkv_computes_the_same_attention_inputs():
+    """Released attention: fused = x @ W.T + b viewed (B,T,heads,3,d); ours: separate q/k/v projections."""
+    src = _randomised()
+    state = _released_state(src)
+    dst = MVPLM(tiny("released-code")).eval()
+    converted = convert_released_state_dict(state, dst)
+    heads, d = dst.config.phi.num_attention_heads, dst.config.phi.head_dim
+    x = torch.randn(2, 5, dst.config.phi.hidden_size)
+    w, b = state["model.layers.1.self_attn.query_key_value.weight"], state["model.layers.1.self_attn.query_key_value.bias"]
+    fused = (x @ w.T + b).view(2, 5, heads, 3, d)
+    for j, name in enumerate("qkv"):
+        ours = x @ converted[f"phi.model.layers.1.self_attn.{name}_proj.weight"].T \
+            + converted[f"phi.model.layers.1.self_attn.{name}_proj.bias"]
+        torch.testing.assert_close(ours.view(2, 5, heads, d), fused[..., j, :])
 
 
 def test_released_checkpoint_errors(tmp_path):
