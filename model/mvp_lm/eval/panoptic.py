@@ -28,10 +28,11 @@ class PQStat:
                   pred_segs: dict[int, Segment]) -> None:
         if gt_ids.shape != pred_ids.shape:
             raise ValueError(f"panoptic maps differ in shape: ground truth {gt_ids.shape}, prediction {pred_ids.shape}")
-        # One pass over pixels: the joint histogram of (gt id, pred id) pairs.
-        pairs, counts = np.unique(np.stack([gt_ids.ravel().astype(np.int64), pred_ids.ravel().astype(np.int64)]),
-                                  axis=1, return_counts=True)
-        inter = {(int(g), int(p)): int(c) for (g, p), c in zip(pairs.T, counts)}
+        # One pass over pixels: the joint histogram of (gt id, pred id) pairs, keyed as gt * stride + pred.
+        g_flat, p_flat = gt_ids.ravel().astype(np.int64), pred_ids.ravel().astype(np.int64)
+        stride = int(p_flat.max()) + 1
+        keys, counts = np.unique(g_flat * stride + p_flat, return_counts=True)
+        inter = {(int(k // stride), int(k % stride)): int(c) for k, c in zip(keys, counts)}
         gt_area = defaultdict(int)
         pred_area = defaultdict(int)
         for (g, p), c in inter.items():
