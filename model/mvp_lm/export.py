@@ -39,7 +39,6 @@ GENERATION = {
     "full": {"max_new_tokens": 64, "vocab_chunk_size": 300},
 }
 PRESETS = {"tiny": tiny, "full": full}
-_TWO_GB = 2**31
 
 
 def build_model(cfg: MVPLMConfig, seed: int = 0, checkpoint: str | Path | None = None) -> MVPLM:
@@ -155,35 +154,56 @@ def graph_spec(model: MVPLM, name: str, batch: int, dtype: torch.dtype):
 
 
 def export_graph(model: MVPLM, name: str, path: Path, batch: int, dtype: torch.dtype = torch.float32) -> list[Path]:
-    """Trace one graph to `path` (+ `path.data` above 2 GB), check it; returns the files written."""
+    """Trace one graph to `path` (+ `path.data` when the exporter had to use external data), check it; returns the
+    files written. Large graphs are never loaded whole: their tensors are streamed into the one data file."""
     wrapper, inputs, in_names, out_names, axes = graph_spec(model, name, batch, dtype)
     with tempfile.TemporaryDirectory(dir=path.parent) as tmp, torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer warnings
         raw = Path(tmp) / path.name
         torch.onnx.export(wrapper, inputs, str(raw), dynamo=False, opset_version=OPSET, input_names=in_names,
                           output_names=out_names, dynamic_axes=axes, do_constant_folding=True)
-        del inputs
+        del inputs, wrapper
         gc.collect()
-        proto = onnx.load(str(raw))  # also reads any per-tensor external files the exporter wrote
-        big = proto.ByteSize() >= _TWO_GB if _fits_protobuf(proto) else True
         files = [path]
-        if big:
-            data = path.with_name(path.name + ".data")
-            onnx.save_model(proto, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
-                            location=data.name, size_threshold=1024)
-            files.append(data)
+        if len(list(Path(tmp).iterdir())) > 1:  # above 2 GB the exporter writes one file per tensor
+            files.append(_consolidate_external_data(raw, path))
         else:
-            onnx.save_model(proto, str(path))
+            raw.replace(path)
     check_graph(path)
     return files
 
 
-def _fits_protobuf(proto: onnx.ModelProto) -> bool:
-    try:
-        proto.ByteSize()
-        return True
-    except Exception:  # protobuf refuses to size messages over 2 GB
-        return False
+def _consolidate_external_data(raw: Path, path: Path) -> Path:
+    """Rewrite a graph whose tensors lie in many files beside `raw` to `path` + one `path.data`, tensor by tensor."""
+    proto = onnx.load(str(raw), load_external_data=False)
+    data = path.with_name(path.name + ".data")
+    offset = 0
+    with data.open("wb") as out:
+        for tensor in _all_tensors(proto.graph):
+            if tensor.data_location != onnx.TensorProto.EXTERNAL:
+                continue
+            info = {e.key: e.value for e in tensor.external_data}
+            with (raw.parent / info["location"]).open("rb") as src:
+                src.seek(int(info.get("offset", 0)))
+                blob = src.read(int(info["length"])) if "length" in info else src.read()
+            pad = -offset % 4096  # page-aligned, so that runtimes may mmap the tensors
+            out.write(b"\0" * pad)
+            offset += pad
+            out.write(blob)
+            del tensor.external_data[:]
+            for key, value in (("location", data.name), ("offset", str(offset)), ("length", str(len(blob)))):
+                tensor.external_data.add(key=key, value=value)
+            offset += len(blob)
+    onnx.save_model(proto, str(path))
+    return data
+
+
+def _all_tensors(graph: onnx.GraphProto):
+    yield from graph.initializer
+    for node in _all_nodes(graph):
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.TENSOR:
+                yield attr.t
 
 
 def check_graph(path: Path) -> None:

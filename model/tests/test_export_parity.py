@@ -2,6 +2,7 @@
 import json
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import jsonschema
@@ -9,7 +10,9 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+import torch
 from PIL import Image
+from torch import nn
 from pycocotools import mask as mask_utils
 
 from mvp_lm.export import GRAPHS, export_bundle, file_entry
@@ -183,3 +186,25 @@ def test_reference_cli_writes_result_and_trace(bundle, tmp_path):
     raw = case["trace"]["tasks"][0]["raw"]
     assert np.asarray(raw["pred_boxes"]["values"]).shape == (1, onnx_b.manifest["dims"]["num_total_queries"], 4)
     assert np.asarray(raw["pred_logits"]["values"]).shape == (1, onnx_b.manifest["dims"]["num_total_queries"], 1)
+
+
+def test_external_data_is_consolidated_into_one_file(tmp_path):
+    # what a graph above 2 GB goes through, on a small one: many per-tensor files -> one page-aligned .data file
+    from mvp_lm.export import _consolidate_external_data, check_graph
+    net = nn.Sequential(nn.Linear(64, 300), nn.ReLU(), nn.Linear(300, 8))
+    raw = tmp_path / "raw" / "g.onnx"
+    raw.parent.mkdir()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, (torch.randn(1, 64),), str(raw), dynamo=False, opset_version=17, input_names=["x"],
+                          output_names=["y"])
+    onnx.save_model(onnx.load(str(raw)), str(raw), save_as_external_data=True, all_tensors_to_one_file=False,
+                    size_threshold=0)
+    assert len(list(raw.parent.iterdir())) == 5
+    out = tmp_path / "g.onnx"
+    data = _consolidate_external_data(raw, out)
+    check_graph(out)
+    assert data.name == "g.onnx.data"
+    x = np.random.default_rng(0).standard_normal((1, 64)).astype(np.float32)
+    want = ort.InferenceSession(str(raw)).run(None, {"x": x})[0]
+    assert_close(ort.InferenceSession(str(out)).run(None, {"x": x})[0], want, "consolidated graph")
