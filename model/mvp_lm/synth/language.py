@@ -132,16 +132,16 @@ def captions(scene: Scene, size: int, rng: np.random.Generator) -> list[str]:
     inventory = f"A picture of {_listing([_a(f'{t.size} {t.colour} {t.shape}') for t in things])} over {stuff}."
     spatial = []
     for t in things:
-        h = "left" if t.cx < size / 3 else "right" if t.cx > 2 * size / 3 else "centre"
+        h = "left" if t.cx < size / 3 else "right" if t.cx > 2 * size / 3 else "center"
         v = "top" if t.cy < size / 3 else "bottom" if t.cy > 2 * size / 3 else "middle"
-        spatial.append(f"{_a(t.colour)} {t.shape} at the {v} {h}" if (v, h) != ("middle", "centre")
-                       else f"{_a(t.colour)} {t.shape} in the centre")
+        spatial.append(f"{_a(t.colour)} {t.shape} at the {v} {h}" if (v, h) != ("middle", "center")
+                       else f"{_a(t.colour)} {t.shape} in the center")
     spatial_caption = f"{_listing(spatial).capitalize()}, with {stuff} behind."
     counts = {s: sum(t.shape == s for t in things) for s in SHAPES}
     parts = [f"{NUMBER_WORDS[c]} {PLURAL[s] if c > 1 else s}" for s, c in counts.items() if c]
     counting = (f"There {'is' if len(things) == 1 else 'are'} {NUMBER_WORDS[len(things)]} "
                 f"shape{'' if len(things) == 1 else 's'}: {_listing(parts)}. The background shows {stuff}.")
-    short = f"Colourful shapes on {list(scene.stuff)[-1]}."
+    short = f"Colorful shapes on {list(scene.stuff)[-1]}."
     caps = [inventory, spatial_caption, counting, short]
     if rng.random() < 0.3:
         j = int(rng.integers(len(caps)))
