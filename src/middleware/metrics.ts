@@ -5,13 +5,14 @@ import { Counter, Histogram, type Registry } from 'prom-client';
 import type { AppEnv } from '../context.js';
 
 export function httpMetrics(registry: Registry): MiddlewareHandler<AppEnv> {
-  const requests = new Counter({
+  // Reuse the metrics when an app is built again on the same registry (tests, warm Lambda re-init).
+  const requests = (registry.getSingleMetric('http_requests_total') as Counter<'method' | 'route' | 'status'> | undefined) ?? new Counter({
     name: 'http_requests_total',
     help: 'HTTP requests answered by the gateway',
     labelNames: ['method', 'route', 'status'],
     registers: [registry],
   });
-  const latency = new Histogram({
+  const latency = (registry.getSingleMetric('http_request_duration_seconds') as Histogram<'method' | 'route'> | undefined) ?? new Histogram({
     name: 'http_request_duration_seconds',
     help: 'Time from request to response headers',
     labelNames: ['method', 'route'],

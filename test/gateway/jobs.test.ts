@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RESULT_SCHEMA_VERSION, type PerceptionResult } from '../../contracts/result.js';
 import { overlayKey, resultKey } from '../../lib/storage/index.js';
+import { assertMatchesSchema } from './openapi-schemas.js';
 import { KEYS, openHarness, png, problemOf, WORDS, type Harness } from './harness.js';
 
 let h: Harness;
@@ -44,7 +45,7 @@ async function finish(id: string): Promise<PerceptionResult> {
 
 describe('auth', () => {
   it('401 problem with WWW-Authenticate for a missing or wrong key', async () => {
-    for (const headers of [{}, { authorization: 'Bearer nope' }, { authorization: `Basic ${KEYS.alpha}` }]) {
+    for (const headers of [{}, { authorization: 'Bearer nope' }, { authorization: `Basic ${KEYS.alpha}` }] as Record<string, string>[]) {
       const res = await h.app.request('/v1/perceive', { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify(body) });
       expect(res.status).toBe(401);
       expect(res.headers.get('www-authenticate')).toBe('Bearer');
@@ -82,6 +83,7 @@ describe('job routes', () => {
     const res = await h.app.request(`/v1/jobs/${id}/cancel`, { method: 'POST', headers: { authorization: `Bearer ${KEYS.alpha}` } });
     expect(res.status).toBe(200);
     const job = (await res.json()) as { status: string; error: { type: string } };
+    assertMatchesSchema('Job', job);
     expect(job.status).toBe('canceled');
     expect(job.error.type).toBe('/problems/job-canceled');
     expect(await h.queue.getJob(id)).toBeFalsy();
@@ -94,8 +96,11 @@ describe('job routes', () => {
     const result = await finish(id);
     const res = await h.get(`/v1/jobs/${id}/result`);
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual(result);
+    const served = await res.json();
+    expect(served).toEqual(result);
+    assertMatchesSchema('PerceptionResult', served);
     const job = (await (await h.get(`/v1/jobs/${id}`)).json()) as { status: string; result: unknown };
+    assertMatchesSchema('Job', job);
     expect(job.status).toBe('succeeded');
     expect(job.result).toEqual(result); // small: inlined
     const overlay = await png(8, 8);

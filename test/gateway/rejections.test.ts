@@ -2,6 +2,7 @@
 // nothing rejected reaches the queue or storage.
 import { crc32 } from 'node:zlib';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { assertMatchesSchema } from './openapi-schemas.js';
 import { openHarness, png, problemOf, WORDS, type Harness } from './harness.js';
 import { startImageServer, type ImageServer } from './image-server.js';
 
@@ -32,6 +33,7 @@ afterEach(async () => {
 
 async function expectProblem(res: Response, status: number, type: string, pointer?: string): Promise<void> {
   const body = await problemOf(res);
+  assertMatchesSchema('Problem', body);
   expect(res.status, JSON.stringify(body)).toBe(status);
   expect(body.status).toBe(status);
   expect(body.type).toBe(`/problems/${type}`);

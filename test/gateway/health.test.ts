@@ -1,0 +1,89 @@
+// Liveness, readiness (Redis, storage, a live worker heartbeat), metrics, docs and the OpenAPI route.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startHeartbeat } from '../../lib/queue/index.js';
+import { openApiYaml } from '../../src/schemas/openapi.js';
+import { openHarness, png, WORDS, type Harness } from './harness.js';
+
+let h: Harness;
+beforeAll(async () => {
+  h = await openHarness();
+});
+afterAll(() => h.close());
+
+describe('health', () => {
+  it('/healthz answers without auth', async () => {
+    const res = await h.app.request('/healthz');
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ status: 'ok' });
+  });
+
+  it('/readyz is 503 without a live worker and 200 once a worker heartbeat is fresh', async () => {
+    const down = await h.app.request('/readyz');
+    expect(down.status).toBe(503);
+    const body = (await down.json()) as { checks: Record<string, { ok: boolean }> };
+    expect(body.checks.redis!.ok).toBe(true);
+    expect(body.checks.storage!.ok).toBe(true);
+    expect(body.checks.workers!.ok).toBe(false);
+
+    const hb = startHeartbeat(h.deps.redis, h.deps.keyPrefix, {
+      worker_id: 'w-test',
+      provider: 'cpu',
+      model: { name: 'mvp-lm', version: 'test', variant: 'paper' },
+    }, 1_000);
+    try {
+      await new Promise((r) => setTimeout(r, 100));
+      const up = await h.app.request('/readyz');
+      expect(up.status).toBe(200);
+      expect(((await up.json()) as { status: string }).status).toBe('ok');
+    } finally {
+      await hb.stop();
+    }
+    expect((await h.app.request('/readyz')).status).toBe(503);
+  });
+
+  it('/readyz is 503 when storage does not answer', async () => {
+    const { S3BlobStore } = await import('../../lib/storage/index.js');
+    const { createApp } = await import('../../src/app.js');
+    const app = createApp({ ...h.deps, store: new S3BlobStore({ bucket: h.bucket, region: 'us-east-1', endpoint: 'http://127.0.0.1:1', forcePathStyle: true }) });
+    const res = await app.request('/readyz');
+    expect(res.status).toBe(503);
+    expect(((await res.json()) as { checks: { storage: { ok: boolean } } }).checks.storage.ok).toBe(false);
+  });
+});
+
+describe('metrics', () => {
+  it('counts requests by route pattern and shows queue depth', async () => {
+    const res = await h.post({ image: { base64: (await png()).toString('base64') }, tasks: WORDS });
+    expect(res.status).toBe(202);
+    const text = await (await h.app.request('/metrics')).text();
+    expect(text).toMatch(/http_requests_total\{method="POST",route="\/v1\/perceive",status="202"\} 1/);
+    expect(text).toMatch(/http_request_duration_seconds_bucket\{le="[^"]+",method="POST",route="\/v1\/perceive"\}/);
+    expect(text).toMatch(/mvp_queue_jobs\{queue="perception",state="waiting"\} 1/);
+  });
+});
+
+describe('docs', () => {
+  it('/openapi.yaml serves the generated document', async () => {
+    const res = await h.app.request('/openapi.yaml');
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe(openApiYaml());
+  });
+
+  it('/docs renders Swagger UI from local assets (no CDN)', async () => {
+    const page = await (await h.app.request('/docs')).text();
+    expect(page).toContain('/docs/swagger-ui-bundle.js');
+    expect(page).not.toMatch(/https?:\/\//);
+    for (const asset of ['/docs/swagger-ui-bundle.js', '/docs/swagger-ui.css', '/docs/init.js']) {
+      const res = await h.app.request(asset);
+      expect(res.status, asset).toBe(200);
+      expect((await res.arrayBuffer()).byteLength).toBeGreaterThan(20);
+    }
+    expect((await h.app.request('/docs/package.json')).status).toBe(404);
+  });
+
+  it('unknown routes are problem+json 404s', async () => {
+    const res = await h.app.request('/nope');
+    expect(res.status).toBe(404);
+    expect(res.headers.get('content-type')).toBe('application/problem+json');
+  });
+});
