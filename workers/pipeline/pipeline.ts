@@ -28,6 +28,8 @@ export interface OnnxPipelineOptions {
 
 export interface OnnxPerceptionPipeline extends PerceptionPipeline {
   info(): PipelineInfo & { fallbackReason?: string; warmupMs: number };
+  /** Jobs whose tensors the pipeline thread still holds (0 between jobs). */
+  activeJobs(): Promise<number>;
 }
 
 export async function createOnnxPipeline(opts: OnnxPipelineOptions): Promise<OnnxPerceptionPipeline> {
@@ -98,6 +100,7 @@ export async function createOnnxPipeline(opts: OnnxPipelineOptions): Promise<Onn
   return {
     info: () => ({ provider: thread.info.provider, model: thread.info.model, fallbackReason: thread.info.fallbackReason, warmupMs: thread.info.warmupMs }),
     run,
+    activeJobs: () => thread.call('activeJobs'),
     close: () => thread.close(),
   };
 }
