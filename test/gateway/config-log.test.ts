@@ -1,0 +1,39 @@
+// Configuration parsing (errors name the variable and entry) and log redaction of secrets.
+import { Writable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { hashApiKey, loadConfig } from '../../lib/config.js';
+import { createLogger } from '../../lib/log.js';
+
+const key = { id: 'k1', key_sha256: hashApiKey('secret-key'), webhook_secret: 'whsec_abc' };
+
+describe('loadConfig', () => {
+  it('parses defaults and API keys with their limits', () => {
+    const c = loadConfig({ API_KEYS: JSON.stringify([key]), URL_ALLOWLIST: 'a.example, 10.0.0.0/8' });
+    expect(c.storage).toEqual({ driver: 'fs', dir: '.data/storage', bucket: 'local' });
+    expect(c.apiKeys[0]).toMatchObject({ id: 'k1', rate_limit: 600, rate_limit_window_s: 60, max_concurrent_jobs: 16 });
+    expect(c.urlAllowlist).toEqual(['a.example', '10.0.0.0/8']);
+  });
+
+  it('names what is wrong', () => {
+    expect(() => loadConfig({ PORT: 'abc' })).toThrow(/PORT/);
+    expect(() => loadConfig({ STORAGE_DRIVER: 's3' })).toThrow(/S3_BUCKET/);
+    expect(() => loadConfig({ API_KEYS: '[{' })).toThrow(/API_KEYS: not valid JSON/);
+    expect(() => loadConfig({ API_KEYS: JSON.stringify([{ ...key, key_sha256: 'plain' }]) })).toThrow(/entry 0\.key_sha256/);
+    expect(() => loadConfig({ API_KEYS: JSON.stringify([key, key]) })).toThrow(/duplicate key id "k1"/);
+  });
+});
+
+describe('createLogger', () => {
+  it('redacts authorization headers, keys and webhook secrets', () => {
+    const lines: string[] = [];
+    const sink = new Writable({ write(chunk, _enc, cb) { lines.push(String(chunk)); cb(); } });
+    const log = createLogger({ level: 'info' }, sink);
+    log.info({ req: { headers: { authorization: 'Bearer secret-key' } }, apiKey: { webhook_secret: 'whsec_abc', id: 'k1' } }, 'x');
+    log.info({ authorization: 'Bearer secret-key', api_key: 'secret-key' }, 'y');
+    const out = lines.join('');
+    expect(out).not.toContain('secret-key');
+    expect(out).not.toContain('whsec_abc');
+    expect(out).toContain('[redacted]');
+    expect(out).toContain('"id":"k1"');
+  });
+});
