@@ -218,6 +218,16 @@ def check_graph(path: Path) -> None:
         raise ValueError(f"{path.name}: opset {opsets} is not {OPSET}")
 
 
+def _check_loads(path: Path) -> None:
+    """fp16 traces can hold ops that ONNX defines for float32 only (e.g. Range); ONNX Runtime's loader runs the full
+    type check that onnx.checker skips, so a graph that would fail in the worker fails the export instead."""
+    import onnxruntime as ort
+    try:
+        ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own exception types
+        raise ValueError(f"{path}: exported graph does not load in ONNX Runtime: {e}") from e
+
+
 def _all_nodes(graph: onnx.GraphProto):
     for node in graph.node:
         yield node
@@ -307,6 +317,8 @@ def export_bundle(preset: str, variant: str, out: str | Path, *, checkpoint: str
             t0 = time.time()
             log(f"[export] {precision} {i}/{len(GRAPHS)} {graph} ...")
             files = export_graph(model, graph, folder / f"{graph}.onnx", batch, dtype)
+            if dtype != torch.float32:
+                _check_loads(files[0])
             written += files
             precisions[precision]["graphs"][graph] = str(files[0].relative_to(out))
             size = sum(f.stat().st_size for f in files)

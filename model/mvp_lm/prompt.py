@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 from tokenizers import Tokenizer
 
-VARIANTS = ("paper", "released-code")
+from .config import VARIANTS
 
 TEMPLATES: dict[str, dict[str, str]] = {
     "paper": {
