@@ -62,7 +62,7 @@ describe('POST /v1/uploads', () => {
   it('the PUT to the presigned URL stores the image on S3 and /v1/perceive accepts its s3 reference', async () => {
     const image = await png(40, 30);
     const up = await issue('image/png', image.length);
-    const put = await fetch(up.url, { method: 'PUT', headers: up.headers, body: image });
+    const put = await fetch(up.url, { method: 'PUT', headers: up.headers, body: new Uint8Array(image) });
     expect(put.status, await put.text()).toBe(200);
     const key = up.s3.slice(`s3://${h.bucket}/`.length);
     expect(await h.store.head(key)).toEqual({ size: image.length, contentType: 'image/png' });
