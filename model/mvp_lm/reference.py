@@ -205,13 +205,26 @@ def summary(a: np.ndarray, limit: int) -> dict:
 
 
 class Bundle:
-    def __init__(self, path: str | Path, backend: str = "onnx", checkpoint: str | None = None):
+    def __init__(self, path: str | Path, backend: str = "onnx", checkpoint: str | None = None, verify: bool = True):
         self.path = Path(path)
         self.manifest = json.loads((self.path / "manifest.json").read_text(encoding="utf-8"))
+        if verify:
+            verify_files(self.path, self.manifest)
         self.tok = load_tokenizer(self.path / self.manifest["tokenizer"]["file"])
         self.spec = PromptSpec.from_manifest(self.manifest)
         self.backend = (OnnxBackend(self.path, self.manifest) if backend == "onnx"
                         else torch_backend_for(self.manifest, checkpoint))
+
+
+def verify_files(path: Path, manifest: dict) -> None:
+    """Every file the manifest lists exists with its recorded size and sha256."""
+    from .export import file_entry
+    for rel, entry in manifest["files"].items():
+        f = path / rel
+        if not f.is_file():
+            raise ValueError(f"{path}/manifest.json: listed file {rel} is missing")
+        if file_entry(f) != entry:
+            raise ValueError(f"{path}/manifest.json: {rel} does not match its recorded size/sha256")
 
 
 def run_case(bundle: Bundle, rgb: np.ndarray, tasks: list[dict], caption: bool, job_id: str = "case",

@@ -1,5 +1,6 @@
 """The exported tiny bundles against the PyTorch model: per graph (KV-cache decode included) and end to end."""
 import json
+import shutil
 import subprocess
 import sys
 import warnings
@@ -16,7 +17,7 @@ from torch import nn
 from pycocotools import mask as mask_utils
 
 from mvp_lm.export import GRAPHS, export_bundle, file_entry
-from mvp_lm.reference import Bundle, run_case
+from mvp_lm.reference import Bundle, run_case, verify_files
 
 SCHEMA = json.loads((Path(__file__).parents[1] / "manifest.schema.json").read_text())
 TOL = 1e-4
@@ -38,13 +39,19 @@ def assert_close(actual, expected, what):
     assert diff <= TOL, f"{what}: max abs diff {diff}"
 
 
-def test_manifest_validates_and_files_match(bundle):
+def test_manifest_validates_and_files_match(bundle, tmp_path):
     onnx_b, _ = bundle
     m = onnx_b.manifest
     jsonschema.Draft202012Validator(SCHEMA).validate(m)
     assert set(m["precisions"]["fp32"]["graphs"]) == set(GRAPHS)
     for rel, entry in m["files"].items():
         assert file_entry(onnx_b.path / rel) == entry, rel
+    copy = tmp_path / "copy"
+    shutil.copytree(onnx_b.path, copy)
+    with (copy / "embed_tokens.onnx").open("ab") as f:
+        f.write(b"\0")
+    with pytest.raises(ValueError, match="embed_tokens.onnx does not match"):
+        verify_files(copy, m)
     assert m["tokens"]["seg"] is None if m["variant"] == "paper" else m["tokens"]["seg"] is not None
     broken = {**m, "tokens": {**m["tokens"], "per": "2"}}
     with pytest.raises(jsonschema.ValidationError):
