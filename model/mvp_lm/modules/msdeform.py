@@ -23,13 +23,15 @@ def ms_deform_attn_core(value: torch.Tensor, spatial_shapes: list[tuple[int, int
     _, lq, _, levels, points, _ = sampling_locations.shape
     value_levels = value.split([hh * ww for hh, ww in spatial_shapes], dim=1)
     grids = 2 * sampling_locations - 1
-    sampled = []
+    weights = attention_weights.transpose(1, 2).reshape(b * heads, 1, lq, levels, points)
+    out = None
     for lvl, (hh, ww) in enumerate(spatial_shapes):
         v = value_levels[lvl].flatten(2).transpose(1, 2).reshape(b * heads, dh, hh, ww)
         g = grids[:, :, :, lvl].transpose(1, 2).flatten(0, 1)  # [B*h, Lq, P, 2]
-        sampled.append(F.grid_sample(v, g, mode="bilinear", padding_mode="zeros", align_corners=False))
-    weights = attention_weights.transpose(1, 2).reshape(b * heads, 1, lq, levels * points)
-    out = (torch.stack(sampled, dim=-2).flatten(-2) * weights).sum(-1)  # [B*h, dh, Lq]
+        sampled = F.grid_sample(v, g, mode="bilinear", padding_mode="zeros", align_corners=False)  # [B*h, dh, Lq, P]
+        # weight and reduce level by level: never materialises all levels' samples at once
+        contrib = (sampled * weights[..., lvl, :]).sum(-1)  # [B*h, dh, Lq]
+        out = contrib if out is None else out + contrib
     return out.view(b, heads * dh, lq).transpose(1, 2)
 
 
