@@ -22,6 +22,14 @@ def test_preprocess_resizes_longer_side_pads_with_raw_128_and_normalises():
     torch.testing.assert_close(px[:, 64:, :].mean((1, 2)), (128.0 - mean) / std)  # padding is not 0 after normalising
 
 
+def test_mask_coverage_is_fractional_at_a_soft_edge():
+    mask = np.zeros((4, 256), bool)  # 4×256 -> valid 2×128 (rows 0-1 of the frame, all in mask row 0)
+    mask[:, :130] = True
+    frame = mask_in_frame(mask, CFG)
+    assert frame[1:].sum() == 0 and frame[0, :16].tolist() == [0.5] * 16  # 2 of the cell's 4 rows are image
+    assert 0 < frame[0, 16].item() < 0.5 and frame[0, 17:].sum() == 0
+
+
 def test_masks_and_boxes_land_in_the_padded_frame():
     h, w = 128, 256  # scale 0.5 -> 64×128 valid region of the 128² frame
     mask = np.zeros((h, w), bool)
@@ -29,16 +37,14 @@ def test_masks_and_boxes_land_in_the_padded_frame():
     frame = mask_in_frame(mask, CFG)
     expected = np.zeros((32, 32), np.float32)
     expected[:16, :16] = 1.0
-    # bilinear resizing softens the edge by about one resized pixel; coverage is conserved
-    np.testing.assert_allclose(frame, expected, atol=0.05)
-    assert abs(frame.sum() - 256) < 1e-3 and frame[16:].sum() == 0
+    torch.testing.assert_close(frame, torch.from_numpy(expected))  # scale 0.5: half-pixel bilinear stays binary
     sample = Sample("r", "x.png", h, w, "words", "instance", "", [Phrase("a"), Phrase("b")],
                     [Target(1, [64, 32, 192, 96], encode_rle(mask)), Target(0, [0, 0, 10, 10], None)], None)
     t = sample_targets(sample, CFG)
     torch.testing.assert_close(t.boxes[0], torch.tensor([0.5, 0.25, 0.5, 0.25]))  # xyxy/256 -> cxcywh
     assert t.labels.tolist() == [1, 0] and t.has_mask.tolist() == [True, False]
     assert t.masks.shape == (2, 32, 32) and t.masks[1].sum() == 0
-    torch.testing.assert_close(t.masks[0], torch.from_numpy(frame))
+    torch.testing.assert_close(t.masks[0], frame)
 
 
 def test_items_collate_into_padded_spliced_batch(tmp_path):

@@ -1,9 +1,9 @@
 """Turning a materialised SFT sample into tensors, and samples into a batch.
 
-Image preprocessing is the inference one (design note, stage 1): resize the longer side to S (bilinear), pad
-right/bottom with the raw value 128, normalise with ImageNet mean/std on the 0–255 scale. Boxes and masks are
-mapped into the padded S×S frame: boxes as normalised cx,cy,w,h; masks as the coverage of each mask-resolution
-cell (S/M × S/M pixels of the resized, padded mask).
+Image preprocessing is the inference code itself (`reference.preprocess`: longer side to S with half-pixel
+bilinear, pad right/bottom with the raw value 128, ImageNet mean/std on the 0–255 scale). Boxes and masks are mapped
+into the same padded S×S frame: boxes as normalised cx,cy,w,h; masks resized like the image, then averaged over
+each mask-resolution cell (S/M × S/M pixels), i.e. the cell's coverage.
 """
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,50 +18,42 @@ from ..config import MVPLMConfig
 from ..data.errors import DataFormatError
 from ..data.masks import decode_segmentation
 from ..data.sampler import Sample
+from ..postprocess import resize_bilinear, valid_size
 from ..prompt import PromptSpec, build_training_ids
+from ..reference import preprocess
 from .boxes import xyxy_to_cxcywh
 from .targets import ImageTargets
 
 
-def resized_size(height: int, width: int, image_size: int) -> tuple[int, int]:
-    """(h, w) after scaling the longer side to image_size."""
-    scale = image_size / max(height, width)
-    return max(1, round(height * scale)), max(1, round(width * scale))
-
-
 def preprocess_image(image: Image.Image, cfg: MVPLMConfig) -> Tensor:
-    """PIL image -> pixel_values [3,S,S] float32."""
-    s, pre = cfg.image_size, cfg.preprocess
-    h, w = resized_size(image.height, image.width, s)
-    resized = np.asarray(image.convert("RGB").resize((w, h), Image.BILINEAR), dtype=np.float32)
-    canvas = np.full((s, s, 3), pre.pad_value, dtype=np.float32)
-    canvas[:h, :w] = resized
-    canvas = (canvas - np.asarray(pre.mean, np.float32)) / np.asarray(pre.std, np.float32)
-    return torch.from_numpy(canvas).permute(2, 0, 1).contiguous()
+    """PIL image -> pixel_values [3,S,S] float32, exactly as inference computes them."""
+    pre = {"image_size": cfg.image_size, "pad_value": cfg.preprocess.pad_value, "mean": list(cfg.preprocess.mean),
+           "std": list(cfg.preprocess.std)}
+    pixel_values, _ = preprocess(np.asarray(image.convert("RGB"), dtype=np.uint8), pre)
+    return torch.from_numpy(pixel_values[0])
 
 
-def mask_in_frame(mask: np.ndarray, cfg: MVPLMConfig) -> np.ndarray:
+def mask_in_frame(mask: np.ndarray, cfg: MVPLMConfig) -> Tensor:
     """Boolean H×W mask in original pixels -> [M,M] float coverage in the padded frame."""
     s, m = cfg.image_size, cfg.mask_size
-    h, w = resized_size(*mask.shape, s)
-    resized = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize((w, h), Image.BILINEAR), np.float32)
-    canvas = np.zeros((s, s), np.float32)
-    canvas[:h, :w] = resized / 255.0
+    h, w = valid_size(mask.shape, s)
+    canvas = torch.zeros(s, s)
+    canvas[:h, :w] = resize_bilinear(mask[None].astype(np.float32), (h, w))[0]
     r = s // m
-    return canvas.reshape(m, r, m, r).mean(axis=(1, 3))
+    return canvas.reshape(m, r, m, r).mean(dim=(1, 3))
 
 
 def sample_targets(sample: Sample, cfg: MVPLMConfig) -> ImageTargets:
     """Targets of a sample in the padded normalised frame; sentence targets all get label 0."""
     n, m = len(sample.targets), cfg.mask_size
-    h, w = resized_size(sample.height, sample.width, cfg.image_size)
+    h, w = valid_size((sample.height, sample.width), cfg.image_size)
     scale = torch.tensor([w / sample.width, h / sample.height] * 2) / cfg.image_size
     boxes = torch.tensor([t.box for t in sample.targets], dtype=torch.float32).reshape(n, 4) * scale
     masks = torch.zeros(n, m, m)
     has_mask = torch.zeros(n, dtype=torch.bool)
     for i, t in enumerate(sample.targets):
         if t.segmentation is not None:
-            masks[i] = torch.from_numpy(mask_in_frame(decode_segmentation(t.segmentation, sample.height, sample.width), cfg))
+            masks[i] = mask_in_frame(decode_segmentation(t.segmentation, sample.height, sample.width), cfg)
             has_mask[i] = True
     words = sample.kind == "words"
     labels = torch.tensor([t.phrase_index if words else 0 for t in sample.targets], dtype=torch.int64)

@@ -58,6 +58,7 @@ class TrainOptions:
     init: str | None = None  # run directory whose checkpoint's weights start this run (e.g. stage 1 -> 2)
     resume: bool = False
     stop_after: int | None = None  # stop (and save) after this many steps of this invocation
+    precision: str = "fp32"  # fp32 | bf16 (autocast for the forward pass; weights and optimiser stay fp32)
     save_every: int = 500
     workers: int = 0
     device: str = "auto"
@@ -92,14 +93,15 @@ def _tokenizer(opts: TrainOptions, run: Path):
 
 
 def _config(opts: TrainOptions, vocab: int, run: Path) -> MVPLMConfig:
+    """The run's config (resume/init: the saved one), else the preset as `mvp_lm.export` builds it, so the
+    checkpoint loads there; the embedding table may have more rows than the tokenizer has ids."""
     for source in ([run] if opts.resume else []) + ([Path(opts.init)] if opts.init else []):
         if (source / "config.json").exists():
             return MVPLMConfig.from_dict(json.loads((source / "config.json").read_text()))
-    if opts.config == "tiny":
-        return tiny(opts.variant, vocab_size=vocab)
-    cfg = full(opts.variant)
+    cfg = (tiny if opts.config == "tiny" else full)(opts.variant)
     if vocab > cfg.phi.vocab_size:
-        raise ValueError(f"tokenizer has {vocab} ids, more than the full preset's {cfg.phi.vocab_size} embedding rows")
+        raise ValueError(f"tokenizer has {vocab} ids, more than the {opts.config} preset's {cfg.phi.vocab_size} "
+                         "embedding rows")
     return cfg
 
 
@@ -133,6 +135,8 @@ def train(opts: TrainOptions) -> TrainResult:
     opts = opts.resolved()
     if opts.stage not in (1, 2):
         raise ValueError(f"--stage must be 1 or 2, got {opts.stage}")
+    if opts.precision not in ("fp32", "bf16"):
+        raise ValueError(f"--precision must be fp32 or bf16, got {opts.precision!r}")
     info = init_distributed(opts.device)
     run = Path(opts.out)
     run.mkdir(parents=True, exist_ok=True)
@@ -186,11 +190,15 @@ def _train(opts: TrainOptions, info: DistInfo, run: Path) -> TrainResult:
     params = [p for p in model.parameters() if p.requires_grad]
     rows = []
     log_path = run / "log.jsonl"
+    if info.rank == 0:
+        _truncate_log(log_path, step)
+    autocast = torch.autocast(info.device.type, dtype=torch.bfloat16, enabled=opts.precision == "bf16")
     bar = tqdm(total=opts.steps, initial=step, disable=not opts.progress or info.rank != 0, desc=f"stage {opts.stage}")
     for batch in loader:
         t0 = time.perf_counter()
         batch = batch.to(info.device)
-        losses = runner(batch, _num_masks(batch, info))
+        with autocast:
+            losses = runner(batch, _num_masks(batch, info))
         total = weighted_total(losses, weights)
         optimizer.zero_grad(set_to_none=True)
         total.backward()
@@ -210,6 +218,14 @@ def _train(opts: TrainOptions, info: DistInfo, run: Path) -> TrainResult:
             _save(run, info, model, optimizer, scheduler, step, cfg, opts)
     bar.close()
     return TrainResult(rows, model, step)
+
+
+def _truncate_log(log_path: Path, step: int) -> None:
+    """Drop rows of steps after the checkpoint (a crashed run may have logged past its last save)."""
+    if not log_path.exists():
+        return
+    kept = [line for line in log_path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+    log_path.write_text("".join(line + "\n" for line in kept))
 
 
 def _save(run, info, model, optimizer, scheduler, step, cfg, opts) -> None:
