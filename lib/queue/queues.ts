@@ -3,6 +3,7 @@
 // so finished BullMQ entries are dropped soon; failed ones are kept longer for operators.
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
+import type { Logger } from '../log.js';
 import { PERCEPTION_QUEUE, WEBHOOK_QUEUE } from '../../contracts/job.js';
 import type { QueueSettings } from './settings.js';
 
@@ -17,7 +18,7 @@ export interface Queues {
 export function createQueues(
   connection: Redis,
   settings: QueueSettings,
-  opts: { retentionS: number; webhookMaxAttempts: number },
+  opts: { retentionS: number; webhookMaxAttempts: number; log?: Logger },
 ): Queues {
   const removeOnComplete = { age: 3600, count: 1000 };
   const removeOnFail = { age: opts.retentionS, count: 10_000 };
@@ -41,6 +42,8 @@ export function createQueues(
       removeOnFail,
     },
   });
+  // Without a listener BullMQ prints every connection error; the connection itself logs outages once (connection.ts).
+  for (const q of [perception, webhooks]) q.on('error', (err) => opts.log?.debug({ err: err.message, queue: q.name }, 'queue error'));
   return {
     perception,
     webhooks,

@@ -15,11 +15,19 @@ export class TerminalWaiter {
   private subscribe(): Promise<unknown> {
     if (!this.subscribed) {
       const sub = this.redis.duplicate();
+      // Reconnects are automatic (and re-subscribe); the command connection already logs outages.
+      sub.on('error', () => undefined);
       sub.on('message', (_channel: string, id: string) => {
         for (const wake of this.waiters.get(id) ?? []) wake();
       });
       this.sub = sub;
-      this.subscribed = sub.subscribe(this.channel);
+      this.subscribed = sub.subscribe(this.channel).catch((e: unknown) => {
+        // Redis was unreachable: forget this attempt so the next wait subscribes again.
+        sub.disconnect();
+        this.sub = null;
+        this.subscribed = null;
+        throw e;
+      });
     }
     return this.subscribed;
   }

@@ -70,6 +70,7 @@ export class PrivateRedis {
     ], { stdio: 'ignore' });
     await until(`redis-server on ${this.port}`, async () => {
       const probe = new Redis(this.url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+      probe.on('error', () => undefined); // refused while the server starts: expected
       try {
         await probe.connect();
         return (await probe.ping()) === 'PONG';

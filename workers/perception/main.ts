@@ -17,8 +17,8 @@ const pipeline = await loadPipeline({
   provider: process.env.ORT_PROVIDER,
   testModule: process.env.PIPELINE_MODULE,
 });
-const redis = createRedis(config.redisUrl, 'worker');
-const queues = createQueues(redis, settings, { retentionS: config.jobRetentionS, webhookMaxAttempts: config.webhook.maxAttempts });
+const redis = createRedis(config.redisUrl, 'worker', log);
+const queues = createQueues(redis, settings, { retentionS: config.jobRetentionS, webhookMaxAttempts: config.webhook.maxAttempts, log });
 const store = createJobStore({
   redis,
   queue: queues.perception,

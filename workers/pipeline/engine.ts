@@ -37,6 +37,8 @@ interface JobState {
   vision?: VisionOutputs;
   imageEmbeds?: Float32Array;
   prefix?: ImagePrefix;
+  /** The latest caption generated on this image: the draft for the next task's caption. */
+  captionDraft: number[];
   language: Map<number, LanguageOutput>;
   raw: Map<number, RawOutputs>;
 }
@@ -93,7 +95,7 @@ export class PipelineEngine {
   private state(jobId: string): JobState {
     let s = this.jobs.get(jobId);
     if (!s) {
-      s = { language: new Map(), raw: new Map() };
+      s = { language: new Map(), raw: new Map(), captionDraft: [] };
       this.jobs.set(jobId, s);
     }
     return s;
@@ -126,7 +128,8 @@ export class PipelineEngine {
     const s = this.state(jobId);
     const prefix = this.need(s.prefix, 'the image prefill', jobId);
     const text = task.type === 'words' ? { type: 'words' as const, phrases: task.phrases.map((p) => p.text) } : task;
-    const out = await runLanguage(this.lang, prefix, text, caption, `/tasks/${taskIndex}`);
+    const out = await runLanguage(this.lang, prefix, text, caption, `/tasks/${taskIndex}`, s.captionDraft);
+    if (out.generatedIds.length > 0) s.captionDraft = out.generatedIds;
     s.language.set(taskIndex, out);
     return { generatedIds: out.generatedIds, caption: out.caption };
   }

@@ -54,7 +54,7 @@ function int64(values: number[], dims: number[]): ort.Tensor {
   return new ort.Tensor('int64', BigInt64Array.from(values, (v) => BigInt(v)), dims);
 }
 
-function emptyPast(m: Manifest): Past {
+export function emptyPast(m: Manifest): Past {
   const { num_layers: layers, num_heads: heads, head_dim: d } = m.dims;
   const past: Past = {};
   for (let i = 0; i < layers; i++) {
@@ -63,13 +63,13 @@ function emptyPast(m: Manifest): Past {
   return past;
 }
 
-async function embed(ctx: LanguageContext, ids: number[]): Promise<Float32Array> {
+export async function embed(ctx: LanguageContext, ids: number[]): Promise<Float32Array> {
   const out = await ctx.sessions.embed_tokens.run({ input_ids: int64(ids, [1, ids.length]) });
   return out.inputs_embeds!.data as Float32Array;
 }
 
 /** One decoder run over `embeds` ([T,H] flattened) continuing after `pastLength` positions. */
-async function step(ctx: LanguageContext, embeds: Float32Array, past: Past, pastLength: number): Promise<StepOutput> {
+export async function step(ctx: LanguageContext, embeds: Float32Array, past: Past, pastLength: number): Promise<StepOutput> {
   const h = ctx.manifest.dims.hidden_size;
   const t = embeds.length / h;
   const total = pastLength + t;
@@ -103,14 +103,27 @@ function row(t: ort.Tensor, index: number): Float32Array {
   return (t.data as Float32Array).slice(index * width, (index + 1) * width);
 }
 
-function argmaxLast(logits: ort.Tensor): number {
+/** Greedy choice after position `t` of a [1,T,V] logits tensor. */
+export function argmaxAt(logits: ort.Tensor, t: number): number {
   const v = logits.dims[2]!;
-  const t = logits.dims[1]!;
   const data = logits.data as Float32Array;
   let best = 0;
-  const o = (t - 1) * v;
+  const o = t * v;
   for (let i = 1; i < v; i++) if (data[o + i]! > data[o + best]!) best = i;
   return best;
+}
+
+/** The first `keep` positions of a KV cache (drops the positions of rejected draft tokens). */
+function truncatePast(past: Past, keep: number): Past {
+  const out: Past = {};
+  for (const [name, t] of Object.entries(past)) {
+    const [b, heads, length, d] = t.dims as [number, number, number, number];
+    const src = t.data as Float32Array;
+    const dst = new Float32Array(b * heads * keep * d);
+    for (let hd = 0; hd < b * heads; hd++) dst.set(src.subarray(hd * length * d, (hd * length + keep) * d), hd * keep * d);
+    out[name] = new ort.Tensor('float32', dst, [b, heads, keep, d]);
+  }
+  return out;
 }
 
 /** Runs the request-independent prefix and the image tokens once per image. */
@@ -145,7 +158,13 @@ interface PromptResult {
   caption: string | null;
 }
 
-async function runPrompt(ctx: LanguageContext, image: ImagePrefix, prompt: Prompt, respond: 'caption' | 'no-caption' | 'none'): Promise<PromptResult> {
+async function runPrompt(
+  ctx: LanguageContext,
+  image: ImagePrefix,
+  prompt: Prompt,
+  respond: 'caption' | 'no-caption' | 'none',
+  draft: number[],
+): Promise<PromptResult> {
   const m = ctx.manifest;
   const h = m.dims.hidden_size;
   const restIds = prompt.inputIds.slice(prompt.imageIndex + 1);
@@ -162,13 +181,28 @@ async function runPrompt(ctx: LanguageContext, image: ImagePrefix, prompt: Promp
     // greedy decoding until <PER>, EOS or the token cap (stop tokens are not part of the caption); <PER> itself
     // is then fed to read its state, after the response marker unless the model wrote <PER> itself
     tail = responseTailIds(ctx);
-    while (generatedIds.length < m.generation.max_new_tokens) {
-      const next = argmaxLast(out.logits);
+    const max = m.generation.max_new_tokens;
+    let next = argmaxAt(out.logits, out.logits.dims[1]! - 1);
+    // Speculative decoding with the job's previous caption as the draft: one decoder pass scores all draft
+    // tokens; the longest prefix that greedy decoding would have produced anyway is accepted, so the result is
+    // the greedy result, while a second task on an image usually pays one pass instead of one per token.
+    const d = draft.slice(0, max);
+    if (d.length > 0 && next === d[0]) {
+      const scored = await step(ctx, await embed(ctx, d), out.past, length);
+      let k = 1;
+      while (k < d.length && argmaxAt(scored.logits, k - 1) === d[k]) k++;
+      generatedIds.push(...d.slice(0, k));
+      next = argmaxAt(scored.logits, k - 1);
+      out = k === d.length ? scored : { ...scored, past: truncatePast(scored.past, length + k) };
+      length += k;
+    }
+    while (generatedIds.length < max) {
       if (next === m.tokens.per) tail = [next];
       if (next === m.tokens.per || next === m.tokens.eos) break;
       generatedIds.push(next);
       out = await step(ctx, await embed(ctx, [next]), out.past, length);
       length += 1;
+      next = argmaxAt(out.logits, 0);
     }
   }
   out = await step(ctx, await embed(ctx, tail), out.past, length);
@@ -183,13 +217,15 @@ export async function runLanguage(
   task: { type: 'words'; phrases: string[] } | { type: 'sentence'; sentence: string },
   caption: boolean,
   pointer: string,
+  /** Caption ids generated for an earlier task on the same image: a draft for speculative decoding. */
+  draft: number[] = [],
 ): Promise<LanguageOutput> {
   const prompts = task.type === 'words' ? wordPrompts(ctx, task.phrases, `${pointer}/phrases`) : [sentencePrompt(ctx, task.sentence, `${pointer}/sentence`)];
   const paper = ctx.manifest.variant === 'paper';
   const parts: PromptResult[] = [];
   for (const [i, prompt] of prompts.entries()) {
     const respond = !paper || i > 0 ? 'none' : caption ? 'caption' : 'no-caption';
-    parts.push(await runPrompt(ctx, image, prompt, respond));
+    parts.push(await runPrompt(ctx, image, prompt, respond, draft));
   }
   const first = parts[0]!;
   return {

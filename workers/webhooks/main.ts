@@ -11,8 +11,8 @@ const settings = loadQueueSettings();
 const log = createLogger({ name: 'webhook-worker', level: config.logLevel });
 const secrets = new Map(config.apiKeys.map((k) => [k.id, k.webhook_secret]));
 
-const redis = createRedis(config.redisUrl, 'worker');
-const queues = createQueues(redis, settings, { retentionS: config.jobRetentionS, webhookMaxAttempts: config.webhook.maxAttempts });
+const redis = createRedis(config.redisUrl, 'worker', log);
+const queues = createQueues(redis, settings, { retentionS: config.jobRetentionS, webhookMaxAttempts: config.webhook.maxAttempts, log });
 const store = createJobStore({
   redis,
   queue: queues.perception,

@@ -1,5 +1,5 @@
 // Small numeric helpers of post-processing, float32 like the PyTorch reference where ranking depends on it.
-import type { Detection } from '../../../contracts/result.js';
+import type { Detection, Rle } from '../../../contracts/result.js';
 import { encodeRle, type BinaryMask } from '../rle.js';
 import { MaskResizer, sigmoid } from './geometry.js';
 import type { Box, Outputs } from './types.js';
@@ -56,14 +56,15 @@ export function detection(
   phrase: string,
   score: number,
   outputs: Outputs,
-  parts: { box?: Box; mask?: BinaryMask; area: number; stuff?: boolean },
+  parts: { box?: Box; mask?: BinaryMask | (() => Rle); area: number; stuff?: boolean },
 ): Detection {
+  const mask = parts.mask && outputs.includes('masks') ? (typeof parts.mask === 'function' ? parts.mask() : encodeRle(parts.mask)) : undefined;
   return {
     phrase_index: phraseIndex,
     phrase,
     score,
     ...(outputs.includes('boxes') && parts.box ? { box: parts.box } : {}),
-    ...(outputs.includes('masks') && parts.mask ? { mask: encodeRle(parts.mask) } : {}),
+    ...(mask ? { mask } : {}),
     area: parts.area,
     ...(parts.stuff !== undefined ? { stuff: parts.stuff } : {}),
   };

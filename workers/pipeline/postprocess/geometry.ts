@@ -56,7 +56,8 @@ export function axisTaps(nIn: number, nOut: number, count = nOut): AxisTaps {
 /**
  * Resizes an inH×inW float plane (row-major) with row taps × column taps, computing output rows [y0, y1) only
  * and writing output row y at dst[(y - y0)·outW]. The taps may cover only the first outputs of a larger virtual
- * output (a crop of its top-left corner).
+ * output (a crop of its top-left corner). Separable: each source row is resampled horizontally once and reused
+ * by every output row that reads it; the arithmetic is torch's, h0·(w0·a + w1·b) + h1·(w0·c + w1·d).
  */
 export function resizePlane(
   src: Float32Array,
@@ -69,19 +70,36 @@ export function resizePlane(
 ): Float32Array {
   const outW = cols.i0.length;
   const { i0: c0, i1: c1, w0: cw0, w1: cw1 } = cols;
+  let a = new Float64Array(outW); // horizontally resampled source row rowA
+  let b = new Float64Array(outW); // ... and rowB
+  let rowA = -1;
+  let rowB = -1;
+  const horizontal = (r: number, out: Float64Array) => {
+    const o = r * inW;
+    for (let x = 0; x < outW; x++) out[x] = cw0[x]! * src[o + c0[x]!]! + cw1[x]! * src[o + c1[x]!]!;
+  };
   for (let y = y0; y < y1; y++) {
-    const r0 = rows.i0[y]! * inW;
-    const r1 = rows.i1[y]! * inW;
+    const r0 = rows.i0[y]!;
+    const r1 = rows.i1[y]!;
+    if (r0 !== rowA) {
+      if (r0 === rowB) {
+        [a, b] = [b, a];
+        rowA = rowB;
+        rowB = -1;
+      } else {
+        horizontal(r0, a);
+        rowA = r0;
+      }
+    }
+    if (r1 !== rowB) {
+      if (r1 === rowA) b.set(a);
+      else horizontal(r1, b);
+      rowB = r1;
+    }
     const h0 = rows.w0[y]!;
     const h1 = rows.w1[y]!;
     const o = (y - y0) * outW;
-    for (let x = 0; x < outW; x++) {
-      const a = c0[x]!;
-      const b = c1[x]!;
-      const l0 = cw0[x]!;
-      const l1 = cw1[x]!;
-      dst[o + x] = h0 * (l0 * src[r0 + a]! + l1 * src[r0 + b]!) + h1 * (l0 * src[r1 + a]! + l1 * src[r1 + b]!);
-    }
+    for (let x = 0; x < outW; x++) dst[o + x] = h0 * a[x]! + h1 * b[x]!;
   }
   return dst;
 }
