@@ -108,6 +108,13 @@ for (const variant of ['paper', 'released-code'] as const) {
       });
     });
 
+    it.runIf(variant === 'paper')('covers speculative caption decoding with a partly rejected draft', () => {
+      // a later task's greedy caption shares a prefix with the earlier one and then differs: the draft was cut
+      const ids = ref.cases.map((c) => c.trace.tasks.map((t) => t.generated_ids ?? []));
+      const partly = ids.some((tasks) => tasks.slice(1).some((t) => t.length > 0 && t[0] === tasks[0]![0] && t.join() !== tasks[0]!.join()));
+      expect(partly).toBe(true);
+    });
+
     it('gives the same PerceptionResult through the threaded pipeline', async () => {
       const pipeline = await createOnnxPipeline({ modelDir: dir, provider: 'cpu' });
       try {

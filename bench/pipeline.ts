@@ -1,0 +1,172 @@
+// npm run bench:pipeline [-- --full DIR] [--runs N]
+// Not a test: prints numbers and ratios measured in this run, on this machine.
+//  1. per-stage latency of the threaded pipeline on the tiny bundle (and a full-size bundle with --full DIR)
+//  2. LLM decode tokens/s: the TypeScript greedy loop (embed_tokens + decoder_model_merged + argmax, KV cache)
+//     vs PyTorch eager on the same model and CPU (a Python snippet run from here)
+//  3. COCO RLE encoding of a 1024×1024 mask vs pycocotools
+//  4. cost of a second task on the same image relative to a one-task job (target ≤ 35%)
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import sharp from 'sharp';
+import { Task } from '../contracts/task.js';
+import { loadBundle } from '../workers/pipeline/bundle.js';
+import { argmaxAt, embed, emptyPast, step, type LanguageContext } from '../workers/pipeline/generate.js';
+import { createOnnxPipeline } from '../workers/pipeline/pipeline.js';
+import { encodeRle } from '../workers/pipeline/rle.js';
+import { createSessions } from '../workers/pipeline/sessions.js';
+import { loadTokenizer } from '../workers/pipeline/tokenizer.js';
+
+const { values: args } = parseArgs({ options: { full: { type: 'string' }, runs: { type: 'string', default: '5' }, tokens: { type: 'string', default: '64' } } });
+const RUNS = Number(args.runs);
+const DECODE_TOKENS = Number(args.tokens);
+const PYTHON = path.resolve('.venv/bin/python');
+const TINY = path.resolve('.data/bundles/tiny-paper');
+
+const log = (s: string) => process.stdout.write(`${s}\n`);
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const fmt = (v: number, d = 1) => v.toFixed(d);
+
+function python(code: string): string {
+  return execFileSync(PYTHON, ['-c', code], { cwd: path.resolve('model'), encoding: 'utf8', maxBuffer: 1 << 26 });
+}
+
+async function testImage(width: number, height: number): Promise<Buffer> {
+  const rgb = new Uint8Array(width * height * 3).map((_, i) => (i * 2654435761) >>> 24);
+  return sharp(rgb, { raw: { width, height, channels: 3 } }).png().toBuffer();
+}
+
+const sentence = Task.parse({ type: 'sentence', sentence: 'the dog on the left' });
+const words = Task.parse({ type: 'words', phrases: ['person', 'dog', 'frisbee', { text: 'grass', stuff: true }], mode: 'instance' });
+const hooks = { onStage: () => undefined, shouldStop: () => false };
+
+async function stageLatency(dir: string, label: string): Promise<void> {
+  log(`\n== per-stage latency, ${label} (${dir}), median of ${RUNS} runs, 640×480 PNG, caption on`);
+  const pipeline = await createOnnxPipeline({ modelDir: dir, provider: 'cpu' });
+  log(`pipeline ready (warm-up ${fmt(pipeline.info().warmupMs, 0)} ms)`);
+  const image = await testImage(640, 480);
+  try {
+    const per: Record<string, number[]> = {};
+    const one: number[] = [];
+    const two: number[] = [];
+    for (let r = 0; r < RUNS; r++) {
+      let t0 = performance.now();
+      const res = await pipeline.run({ jobId: `b${r}`, image, tasks: [words], caption: true }, hooks);
+      one.push(performance.now() - t0);
+      for (const [k, v] of Object.entries(res.timings_ms)) (per[k] ??= []).push(v);
+      t0 = performance.now();
+      await pipeline.run({ jobId: `b2${r}`, image, tasks: [words, sentence], caption: true }, hooks);
+      two.push(performance.now() - t0);
+      log(`  run ${r + 1}/${RUNS}: one task ${fmt(one[r]!, 0)} ms, two tasks ${fmt(two[r]!, 0)} ms`);
+    }
+    for (const [k, v] of Object.entries(per)) log(`  ${k.padEnd(12)} ${fmt(median(v)).padStart(9)} ms`);
+    const first = median(one);
+    const second = median(two) - first;
+    log(`  job with 1 task: ${fmt(first)} ms; job with 2 tasks: ${fmt(median(two))} ms`);
+    log(`  second task on the same image costs ${fmt(second)} ms = ${fmt((100 * second) / first)}% of the first (target ≤ 35%)`);
+  } finally {
+    await pipeline.close();
+  }
+}
+
+async function decodeSpeed(dir: string, threads: number): Promise<void> {
+  log(`\n== LLM decode tokens/s (${dir}), ${threads} thread(s) on both sides: ${DECODE_TOKENS} greedy steps after a 64-token prefill, stop tokens ignored`);
+  const bundle = await loadBundle(dir, { verifyHashes: false });
+  const models = await createSessions(bundle, { provider: 'cpu', intraOpThreads: threads });
+  const ctx: LanguageContext = { sessions: models.sessions, manifest: bundle.manifest, tokenizer: loadTokenizer(bundle.tokenizerFile) };
+  const prefillIds = Array.from({ length: 64 }, (_, i) => 10 + i);
+  const tsRates: number[] = [];
+  for (let r = 0; r < 3; r++) {
+    let out = await step(ctx, await embed(ctx, prefillIds), emptyPast(bundle.manifest), 0);
+    let length = prefillIds.length;
+    const t0 = performance.now();
+    for (let i = 0; i < DECODE_TOKENS; i++) {
+      const next = argmaxAt(out.logits, out.logits.dims[1]! - 1);
+      out = await step(ctx, await embed(ctx, [next]), out.past, length);
+      length++;
+    }
+    tsRates.push(DECODE_TOKENS / ((performance.now() - t0) / 1000));
+  }
+  await models.release();
+  const torchRate = Number(python(`
+import json, time, torch
+torch.set_num_threads(${threads})
+from mvp_lm.config import MVPLMConfig
+from mvp_lm.export import build_model
+m = json.load(open(${JSON.stringify(path.join(dir, 'manifest.json'))}))
+model = build_model(MVPLMConfig.from_dict(m['config']), m['weights'].get('seed', 0))
+rates = []
+with torch.no_grad():
+    for r in range(3):
+        ids = torch.arange(10, 74)[None]
+        out = model.llm(model.embed_tokens(ids), torch.ones(1, 64, dtype=torch.long), torch.arange(64)[None], None)
+        past, length = out['present'], 64
+        t0 = time.perf_counter()
+        for i in range(${DECODE_TOKENS}):
+            nxt = out['logits'][0, -1].argmax()
+            out = model.llm(model.embed_tokens(nxt.view(1, 1)), torch.ones(1, length + 1, dtype=torch.long), torch.tensor([[length]]), past)
+            past, length = out['present'], length + 1
+        rates.append(${DECODE_TOKENS} / (time.perf_counter() - t0))
+print(sorted(rates)[1])
+`).trim());
+  const ts = median(tsRates);
+  log(`  TypeScript + onnxruntime-node: ${fmt(ts)} tokens/s`);
+  log(`  PyTorch eager (torch ${python('import torch; print(torch.__version__)').trim()}): ${fmt(torchRate)} tokens/s`);
+  log(`  ratio TS / PyTorch eager: ${fmt(ts / torchRate, 2)}× (target ≥ 1.0×, goal 1.5×)`);
+}
+
+function rleSpeed(): void {
+  log('\n== COCO RLE of a 1024×1024 mask (a disc, a rectangle and noise speckles)');
+  const h = 1024, w = 1024;
+  const data = new Uint8Array(h * w);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const disc = (x - 500) ** 2 + (y - 400) ** 2 < 300 ** 2;
+      const rect = x > 800 && y < 200;
+      const speckle = ((x * 7919 + y * 104729) % 1009) === 0;
+      data[y * w + x] = disc || rect || speckle ? 1 : 0;
+    }
+  }
+  for (let i = 0; i < 20; i++) encodeRle({ data, height: h, width: w });
+  const reps = 100;
+  const t0 = performance.now();
+  let counts = '';
+  for (let i = 0; i < reps; i++) counts = encodeRle({ data, height: h, width: w }).counts;
+  const ts = (performance.now() - t0) / reps;
+  const [fortran, withCopy, pyLen] = python(`
+import time, numpy as np
+from pycocotools import mask as mu
+h = w = 1024
+y, x = np.mgrid[:h, :w]
+m = (((x - 500)**2 + (y - 400)**2 < 300**2) | ((x > 800) & (y < 200)) | ((x * 7919 + y * 104729) % 1009 == 0)).astype(np.uint8)
+f = np.asfortranarray(m)
+for _ in range(20): mu.encode(f)
+t0 = time.perf_counter()
+for _ in range(${reps}): r = mu.encode(f)
+a = (time.perf_counter() - t0) / ${reps} * 1000
+t0 = time.perf_counter()
+for _ in range(${reps}): mu.encode(np.asfortranarray(m))
+b = (time.perf_counter() - t0) / ${reps} * 1000
+print(a, b, len(r['counts']))
+`).trim().split(' ').map(Number);
+  log(`  TypeScript encodeRle (row-major input): ${fmt(ts, 3)} ms (${counts.length} chars)`);
+  log(`  pycocotools encode, Fortran-ordered input: ${fmt(fortran!, 3)} ms (${pyLen} chars); incl. np.asfortranarray: ${fmt(withCopy!, 3)} ms`);
+  log(`  speed ratio TS vs pycocotools: ${fmt(fortran! / ts, 2)}× (vs incl. the Fortran copy: ${fmt(withCopy! / ts, 2)}×; target ≥ 0.5×, goal ≥ 1×)`);
+}
+
+if (!existsSync(path.join(TINY, 'manifest.json'))) {
+  log(`exporting the tiny bundle to ${TINY} ...`);
+  execFileSync(PYTHON, ['-m', 'mvp_lm.export', '--preset', 'tiny', '--variant', 'paper', '--seed', '0', '--out', TINY], { cwd: path.resolve('model'), stdio: 'inherit' });
+}
+log(`machine: ${(await import('node:os')).cpus().length} CPUs, node ${process.version}`);
+rleSpeed();
+await decodeSpeed(TINY, 1);
+await decodeSpeed(TINY, 2);
+await stageLatency(TINY, 'tiny bundle');
+if (args.full) {
+  await decodeSpeed(path.resolve(args.full), 2);
+  await stageLatency(path.resolve(args.full), 'full-size bundle');
+} else {
+  log('\n(no --full DIR given: full-size bundle not measured)');
+}
