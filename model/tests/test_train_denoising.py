@@ -37,7 +37,8 @@ def test_noise_stays_within_scale():
 def test_build_denoising_groups_content_and_matches():
     t = [targets(2, [1, 0]), targets(3, [2, 2, 0])]
     embeds = [torch.randn(3, 8), torch.randn(4, 8)]
-    dn = build_denoising(t, embeds, num_queries=5, max_queries=10, noise_scale=0.4, generator=torch.Generator().manual_seed(0))
+    dn = build_denoising(t, embeds, num_queries=5, max_queries=10, noise_scale=0.4,
+                         generator=torch.Generator().manual_seed(0))
     assert dn.group_size == 3 and dn.num_groups == 3
     assert dn.content.shape == (2, 9, 8) and dn.ref_boxes.shape == (2, 9, 4) and dn.attn_mask.shape == (14, 14)
     for b in range(2):

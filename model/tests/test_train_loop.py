@@ -60,6 +60,12 @@ def test_resume_reproduces_the_uninterrupted_run(dataset, uninterrupted, tmp_pat
         torch.testing.assert_close(resumed_state[name], value, rtol=1e-5, atol=1e-6, msg=name)
 
 
+def test_resume_refuses_changed_data_stream_options(dataset, uninterrupted):
+    out, _ = uninterrupted
+    with pytest.raises(ValueError, match="--batch-size 2 -> 1"):
+        train(options(dataset, out, "--resume", "--batch-size", "1"))
+
+
 def test_stage1_trains_only_the_connector(dataset, tmp_path):
     result = train(options(dataset, tmp_path, "--stage", "1", "--steps", "1"))
     trainable = {n.split(".")[0] for n, p in result.model.named_parameters() if p.requires_grad}

@@ -16,7 +16,8 @@ def targets_of(boxes, labels, masks=None, stuff=None):
     boxes = torch.tensor(boxes, dtype=torch.float32)
     n = boxes.shape[0]
     return ImageTargets(torch.tensor(labels), boxes, masks if masks is not None else torch.zeros(n, 8, 8),
-                        torch.tensor([masks is not None] * n, dtype=torch.bool), torch.tensor(stuff or [False] * n, dtype=torch.bool))
+                        torch.tensor([masks is not None] * n, dtype=torch.bool),
+                        torch.tensor(stuff or [False] * n, dtype=torch.bool))
 
 
 def test_point_bce_and_dice_hand_values():
@@ -81,7 +82,8 @@ def test_word_class_ce_with_background_weight():
 
 def test_sentence_bce_pos_weight_and_scale():
     scores = torch.tensor([[1.0], [-1.0], [0.0]])
-    out = {"pred_logits": scores, "pred_boxes": torch.tensor([[0.5, 0.5, 0.2, 0.2], [0.2, 0.2, 0.1, 0.1], [0.8, 0.8, 0.1, 0.1]])}
+    boxes = torch.tensor([[0.5, 0.5, 0.2, 0.2], [0.2, 0.2, 0.1, 0.1], [0.8, 0.8, 0.1, 0.1]])
+    out = {"pred_logits": scores, "pred_boxes": boxes}
     t = targets_of([[0.5, 0.5, 0.2, 0.2]], [0])
     losses = SetCriterion(num_points=16)(out, t, is_sentence=True, num_masks=1.0)
     # query 0 matched (positive, pos_weight = 2 negatives / 1 positive)
@@ -125,12 +127,14 @@ def test_all_prediction_sets_are_supervised_and_weighted_total():
     gen = torch.Generator().manual_seed(0)
 
     def preds(q):
-        return {"pred_logits": torch.randn(q, 3, generator=gen), "pred_boxes": torch.rand(q, 4, generator=gen) * 0.5 + 0.2,
+        return {"pred_logits": torch.randn(q, 3, generator=gen),
+                "pred_boxes": torch.rand(q, 4, generator=gen) * 0.5 + 0.2,
                 "pred_masks": torch.randn(q, 8, 8, generator=gen)}
 
     out = preds(4) | {"aux_outputs": [preds(4), preds(4)], "enc_outputs": preds(4),
                       "dn_outputs": preds(4) | {"aux_outputs": [preds(4)]}}
-    t = targets_of([[0.5, 0.5, 0.2, 0.2], [0.3, 0.3, 0.2, 0.2]], [0, 1], masks=(torch.rand(2, 8, 8, generator=gen) > 0.5).float())
+    masks = (torch.rand(2, 8, 8, generator=gen) > 0.5).float()
+    t = targets_of([[0.5, 0.5, 0.2, 0.2], [0.3, 0.3, 0.2, 0.2]], [0, 1], masks=masks)
     dn = (torch.tensor([0, 1, 2, 3]), torch.tensor([0, 1, 0, 1]))
     losses = SetCriterion(num_points=32)(out, t, False, 2.0, dn_match=dn, dn_num_groups=2)
     sets = {k.split("/")[1] for k in losses}

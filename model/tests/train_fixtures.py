@@ -29,7 +29,8 @@ def write_synthetic_set(root: Path, num_images: int = 1) -> Path:
         box = [x0, y0, x0 + 40, y0 + 30]
         records.append(Record(f"words/{i}", "synth", f"img{i}.png", h, w, "words", "panoptic",
                               [Phrase("red square"), Phrase("sky", True)], ["a red square in front of the sky"],
-                              [Target(0, box, encode_rle(square)), Target(1, [0, 0, w, h // 2], encode_rle(sky), True)]))
+                              [Target(0, box, encode_rle(square)),
+                               Target(1, [0, 0, w, h // 2], encode_rle(sky), True)]))
         records.append(Record(f"sentence/{i}", "synth", f"img{i}.png", h, w, "sentence", "single",
                               [Phrase("the red square")], ["a red box on grass"], [Target(0, box, encode_rle(square))]))
     path = root / "train.jsonl"

@@ -33,7 +33,8 @@ def parse_args(argv=None) -> TrainOptions:
     p.add_argument("--tokenizer", help="tokenizer.json (default: train the project tokenizer)")
     p.add_argument("--vocab-size", type=int, default=4096, help="when training the tokenizer")
     p.add_argument("--init", help="start from the weights (and config, tokenizer) of another run directory")
-    p.add_argument("--resume", action="store_true", help="continue RUN_DIR's checkpoint exactly (a fresh start when it has none)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue RUN_DIR's checkpoint exactly (a fresh start when it has none)")
     p.add_argument("--stop-after", type=int, help="stop and save after this many steps of this invocation")
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="bf16: autocast forward (GPU)")
     p.add_argument("--save-every", type=int, default=500)

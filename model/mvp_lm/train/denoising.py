@@ -64,7 +64,8 @@ def build_denoising(
     matches = []
     for b, (t, embeds) in enumerate(zip(targets, phrase_embeds)):
         n = len(t)
-        slots = (torch.arange(num_groups, device=device)[:, None] * group_size + torch.arange(n, device=device)).flatten()
+        group_start = torch.arange(num_groups, device=device)[:, None] * group_size
+        slots = (group_start + torch.arange(n, device=device)).flatten()
         target_idx = torch.arange(n, device=device).repeat(num_groups)
         content[b, slots] = embeds[t.labels[target_idx]]
         ref_boxes[b, slots] = noise_boxes(t.boxes[target_idx].float(), noise_scale, generator)

@@ -150,15 +150,12 @@ def _train(opts: TrainOptions, info: DistInfo, run: Path) -> TrainResult:
     tok = _tokenizer(opts, run)
     cfg = _config(opts, tok.get_vocab_size(), run)
     spec = default_spec(tok, cfg.variant, cfg.num_image_tokens)
-    if info.rank == 0:
-        save_tokenizer(tok, run / "tokenizer.json")
-        (run / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
-        (run / "options.json").write_text(json.dumps(dataclasses.asdict(opts), indent=1))
 
     torch.manual_seed(opts.seed)  # identical initial weights on every rank
     model = MVPLM(cfg)
     if opts.init:
-        model.load_state_dict(torch.load(Path(opts.init) / "checkpoint.pt", map_location="cpu", weights_only=False)["model"])
+        init_state = torch.load(Path(opts.init) / "checkpoint.pt", map_location="cpu", weights_only=True)
+        model.load_state_dict(init_state["model"])
     set_trainable(model, opts.stage)
     model.to(info.device).train()
     weights = LossWeights()
@@ -172,11 +169,16 @@ def _train(opts: TrainOptions, info: DistInfo, run: Path) -> TrainResult:
     torch.manual_seed(opts.seed * 1000 + info.rank + 1)  # per-rank randomness: dn noise, point sampling
     if opts.resume and (run / "checkpoint.pt").exists():
         state, rng = load_checkpoint(run, info.rank)
+        _check_same_run(state["options"], opts)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         step = state["step"]
         set_rng_state(rng)
+    if info.rank == 0:
+        save_tokenizer(tok, run / "tokenizer.json")
+        (run / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
+        (run / "options.json").write_text(json.dumps(dataclasses.asdict(opts), indent=1))
 
     records = read_jsonl(opts.data)
     sampler = Sampler(read_categories(opts.data), SamplerConfig(max_phrases=opts.max_phrases,
@@ -218,6 +220,17 @@ def _train(opts: TrainOptions, info: DistInfo, run: Path) -> TrainResult:
             _save(run, info, model, optimizer, scheduler, step, cfg, opts)
     bar.close()
     return TrainResult(rows, model, step)
+
+
+# Options that fix the data stream and the trained parameters: a resumed run must keep them.
+RESUME_INVARIANTS = ("data", "config", "variant", "stage", "batch_size", "seed", "steps")
+
+
+def _check_same_run(saved: dict, opts: TrainOptions) -> None:
+    changed = [f"--{k.replace('_', '-')} {saved[k]!r} -> {getattr(opts, k)!r}"
+               for k in RESUME_INVARIANTS if saved.get(k) != getattr(opts, k)]
+    if changed:
+        raise ValueError("--resume with options that differ from the checkpoint's: " + "; ".join(changed))
 
 
 def _truncate_log(log_path: Path, step: int) -> None:

@@ -20,6 +20,7 @@ from .matcher import LossWeights, hungarian_match
 from .points import point_sample, uncertain_point_coords
 from .targets import ImageTargets
 
+
 def sigmoid_ce_loss(logits: Tensor, labels: Tensor, num_masks: float) -> Tensor:
     """Point BCE: mean over the K points of each of the n masks [n,K], summed over masks, ÷ num_masks."""
     return F.binary_cross_entropy_with_logits(logits, labels, reduction="none").mean(1).sum() / num_masks
@@ -67,7 +68,7 @@ class SetCriterion:
     ) -> dict[str, Tensor]:
         """outputs: pred_logits [Q,P], pred_masks [Q,M,M] (optional), pred_boxes [Q,4], and optionally aux_outputs
         (list of such dicts), enc_outputs, dn_outputs (with its own aux_outputs) — one image, no batch dim.
-        num_masks: targets per image averaged over the global batch (≥1), the normaliser of mask/box losses.
+        num_masks: targets in this process's batch, averaged over processes (≥1): the mask/box normaliser.
         dn_match: the fixed (dn query, target) index pairs; dn_num_groups scales their normaliser.
         Returns raw (unweighted) losses keyed "<component>/<set>"."""
         sets = {"final": outputs}

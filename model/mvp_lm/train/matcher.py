@@ -62,11 +62,12 @@ def match_cost(
         coords = torch.rand(1, num_points, 2, device=pred_masks.device, generator=generator)
         out_pts = point_sample(pred_masks.float(), coords.expand(pred_masks.shape[0], -1, -1))
         tgt_pts = point_sample(targets.masks.float(), coords.expand(len(targets), -1, -1))
-        mask_cost = weights.mask * pairwise_sigmoid_ce(out_pts, tgt_pts) + weights.dice * pairwise_dice(out_pts, tgt_pts)
+        mask_cost = (weights.mask * pairwise_sigmoid_ce(out_pts, tgt_pts)
+                     + weights.dice * pairwise_dice(out_pts, tgt_pts))
         cost = cost + mask_cost * targets.has_mask[None, :]
-    box_cost = weights.l1 * torch.cdist(pred_boxes.float(), targets.boxes.float(), p=1) - weights.giou * generalized_box_iou(
-        cxcywh_to_xyxy(pred_boxes.float()), cxcywh_to_xyxy(targets.boxes.float())
-    )
+    pred, tgt = pred_boxes.float(), targets.boxes.float()
+    box_cost = (weights.l1 * torch.cdist(pred, tgt, p=1)
+                - weights.giou * generalized_box_iou(cxcywh_to_xyxy(pred), cxcywh_to_xyxy(tgt)))
     return cost + box_cost * (~targets.is_stuff)[None, :]
 
 

@@ -26,4 +26,5 @@ class ImageTargets:
         return int(self.labels.shape[0])
 
     def to(self, device: torch.device | str) -> "ImageTargets":
-        return ImageTargets(*(getattr(self, f).to(device) for f in ("labels", "boxes", "masks", "has_mask", "is_stuff")))
+        return ImageTargets(self.labels.to(device), self.boxes.to(device), self.masks.to(device),
+                            self.has_mask.to(device), self.is_stuff.to(device))
