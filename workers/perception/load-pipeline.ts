@@ -1,39 +1,43 @@
-// Chooses the pipeline at start-up: the ONNX pipeline (workers/pipeline/index.ts, createOnnxPipeline) on the
-// model bundle in MODEL_DIR, or — for tests only — the module named by PIPELINE_MODULE, which must export
-// createPipeline(): Promise<PerceptionPipeline>.
+// Chooses the pipeline at start-up: the ONNX pipeline (workers/pipeline/pipeline.ts) on the model bundle in
+// MODEL_DIR, or — for tests and benchmarks only — the module named by PIPELINE_MODULE, which must export
+// createPipeline(): Promise<PerceptionPipeline>. Both are imported lazily, so a test worker never loads
+// onnxruntime-node and a production worker never loads test code.
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { z } from 'zod';
+import type { Logger } from '../../lib/log.js';
 import type { PerceptionPipeline } from '../pipeline/types.js';
 
-// Resolved at run time: the ONNX pipeline is built in workers/pipeline/ and may not exist in every checkout.
-const ONNX_PIPELINE_MODULE = '../pipeline/index.js';
+const Env = z.object({
+  MODEL_DIR: z.string().optional(),
+  /** cuda falls back to cpu (and says why in the log and the heartbeat) when its provider does not load. */
+  ORT_PROVIDER: z.enum(['cpu', 'cuda']).default('cpu'),
+  ORT_DEVICE_ID: z.coerce.number().int().min(0).default(0),
+  PIPELINE_MODULE: z.string().optional(),
+});
 
-export interface PipelineChoice {
-  modelDir?: string;
-  /** 'cpu' | 'cuda' | 'auto' (cuda when its provider loads, else cpu). */
-  provider?: string;
-  testModule?: string;
-}
-
-export async function loadPipeline(choice: PipelineChoice): Promise<PerceptionPipeline> {
-  if (choice.testModule) {
-    const mod = (await import(pathToFileURL(path.resolve(choice.testModule)).href)) as {
+export async function loadPipeline(
+  env: Record<string, string | undefined>,
+  opts: { log: Logger; maxPixels: number },
+): Promise<PerceptionPipeline> {
+  const parsed = Env.safeParse(env);
+  if (!parsed.success) throw new Error(`invalid pipeline settings: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  const e = parsed.data;
+  if (e.PIPELINE_MODULE) {
+    const mod = (await import(pathToFileURL(path.resolve(e.PIPELINE_MODULE)).href)) as {
       createPipeline?: () => Promise<PerceptionPipeline>;
     };
-    if (typeof mod.createPipeline !== 'function') {
-      throw new Error(`PIPELINE_MODULE ${choice.testModule} does not export createPipeline()`);
-    }
+    if (typeof mod.createPipeline !== 'function') throw new Error(`PIPELINE_MODULE ${e.PIPELINE_MODULE} does not export createPipeline()`);
+    opts.log.warn({ module: e.PIPELINE_MODULE }, 'using a test pipeline, not the model');
     return mod.createPipeline();
   }
-  if (!choice.modelDir) throw new Error('MODEL_DIR is not set: point it at an exported model bundle (model/BUNDLE.md)');
-  let mod: { createOnnxPipeline?: (opts: { bundleDir: string; provider: string }) => Promise<PerceptionPipeline> };
-  try {
-    mod = await import(ONNX_PIPELINE_MODULE);
-  } catch (e) {
-    throw new Error(`the ONNX pipeline (workers/pipeline/index.ts) could not be loaded: ${(e as Error).message}`);
-  }
-  if (typeof mod.createOnnxPipeline !== 'function') {
-    throw new Error('workers/pipeline/index.ts does not export createOnnxPipeline(opts)');
-  }
-  return mod.createOnnxPipeline({ bundleDir: choice.modelDir, provider: choice.provider ?? 'auto' });
+  if (!e.MODEL_DIR) throw new Error('MODEL_DIR is not set: point it at an exported model bundle (model/BUNDLE.md)');
+  const { createOnnxPipeline } = await import('../pipeline/pipeline.js');
+  return createOnnxPipeline({
+    modelDir: e.MODEL_DIR,
+    provider: e.ORT_PROVIDER,
+    deviceId: e.ORT_DEVICE_ID,
+    maxPixels: opts.maxPixels,
+    logger: opts.log,
+  });
 }

@@ -1,5 +1,6 @@
 // Perception worker process: `tsx workers/perception/main.ts`. Configuration from the environment
-// (lib/config.ts, lib/queue/settings.ts, MODEL_DIR, ORT_PROVIDER, PIPELINE_MODULE for tests).
+// (lib/config.ts, lib/queue/settings.ts, and load-pipeline.ts: MODEL_DIR, ORT_PROVIDER, ORT_DEVICE_ID;
+// PIPELINE_MODULE for tests).
 // SIGTERM/SIGINT: stop taking jobs, let the running job finish, then exit.
 import { loadConfig } from '../../lib/config.js';
 import { createLogger } from '../../lib/log.js';
@@ -12,11 +13,7 @@ const config = loadConfig();
 const settings = loadQueueSettings();
 const log = createLogger({ name: 'perception-worker', level: config.logLevel });
 
-const pipeline = await loadPipeline({
-  modelDir: process.env.MODEL_DIR,
-  provider: process.env.ORT_PROVIDER,
-  testModule: process.env.PIPELINE_MODULE,
-});
+const pipeline = await loadPipeline(process.env, { log, maxPixels: config.limits.maxPixels });
 const redis = createRedis(config.redisUrl, 'worker', log);
 const queues = createQueues(redis, settings, { retentionS: config.jobRetentionS, webhookMaxAttempts: config.webhook.maxAttempts, log });
 const store = createJobStore({
