@@ -25,6 +25,9 @@ export function openGatewayDeps(opts: {
 }): GatewayDeps {
   const { config, settings, log } = opts;
   const redis = createRedis(config.redisUrl, 'client');
+  // Commands issued in the same tick (by one request, or by concurrent requests) go out as one write:
+  // under load this cuts the syscalls per accepted job several-fold. ioredis reads the flag per command.
+  redis.options.enableAutoPipelining = true;
   const queues = createQueues(redis, settings, { retentionS: config.jobRetentionS, webhookMaxAttempts: config.webhook.maxAttempts });
   const jobs = createJobStore({
     redis,

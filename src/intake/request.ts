@@ -3,6 +3,7 @@
 // errors point into the JSON document (multipart: under /request).
 import type { Context } from 'hono';
 import type { AppEnv } from '../context.js';
+import { readBody } from './body.js';
 import { ProblemError, validationProblem, invalidField } from '../middleware/problem.js';
 import { PerceiveJsonRequest, PerceiveMultipartRequest, type ImageInput, type PerceiveFields } from '../schemas/perceive.js';
 
@@ -32,32 +33,38 @@ function sourceOf(image: ImageInput): ImageSource {
   return { kind: 's3', ref: image.s3! };
 }
 
-export async function readPerceiveRequest(c: Context<AppEnv>, maxFileBytes: number): Promise<ParsedRequest> {
+export async function readPerceiveRequest(c: Context<AppEnv>, maxFileBytes: number, maxBodyBytes: number): Promise<ParsedRequest> {
   const type = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
   if (type === 'application/json') {
-    const r = PerceiveJsonRequest.safeParse(parseJsonText(await c.req.text(), ''));
+    const r = PerceiveJsonRequest.safeParse(parseJsonText((await readBody(c, maxBodyBytes)).toString('utf8'), ''));
     if (!r.success) throw validationProblem(r.error);
     const { image, ...fields } = r.data;
     return { fields, image: sourceOf(image), base: '' };
   }
   if (type === 'multipart/form-data') {
-    let form: Record<string, unknown>;
+    const body = await readBody(c, maxBodyBytes);
+    let form: FormData;
     try {
-      form = await c.req.parseBody({ all: true });
+      form = await new Response(new Uint8Array(body), { headers: { 'content-type': c.req.header('content-type')! } }).formData();
     } catch (e) {
       throw new ProblemError(400, 'malformed-multipart', 'Malformed multipart body', (e as Error).message);
     }
-    const unknown = Object.keys(form).filter((k) => k !== 'image' && k !== 'request');
+    const names = [...new Set(form.keys())];
+    const unknown = names.filter((k) => k !== 'image' && k !== 'request');
     if (unknown.length) throw new ProblemError(422, 'invalid-request', 'Invalid request', 'unknown multipart parts',
       unknown.map((k) => ({ pointer: `/${k}`, detail: 'unknown part (send "image" and "request")' })));
-    const file = form.image;
+    for (const k of names) {
+      if (form.getAll(k).length > 1) throw invalidField(`/${k}`, `send exactly one "${k}" part`);
+    }
+    const file = form.get('image');
     if (!(file instanceof File)) throw invalidField('/image', 'send the image file as the multipart part "image"');
     if (file.size > maxFileBytes) {
       throw new ProblemError(413, 'image-too-large', 'Image too large', `the image is ${file.size} bytes, more than the ${maxFileBytes} allowed`,
         [{ pointer: '/image', detail: `more than ${maxFileBytes} bytes` }]);
     }
-    if (typeof form.request !== 'string') throw invalidField('/request', 'send the JSON fields as the multipart part "request"');
-    const r = PerceiveMultipartRequest.safeParse(parseJsonText(form.request, '/request'));
+    const request = form.get('request');
+    if (typeof request !== 'string') throw invalidField('/request', 'send the JSON fields as the multipart part "request"');
+    const r = PerceiveMultipartRequest.safeParse(parseJsonText(request, '/request'));
     if (!r.success) throw validationProblem(r.error, '/request');
     return { fields: r.data, image: { kind: 'file', bytes: Buffer.from(await file.arrayBuffer()) }, base: '/request' };
   }

@@ -16,7 +16,6 @@ export function auth(keys: readonly ApiKeyConfig[]): MiddlewareHandler<AppEnv> {
     const key = byHash.get(hashApiKey(m[1]!));
     if (!key) throw unauthorized('the API key is not valid');
     c.set('apiKey', key);
-    c.set('log', c.var.log.child({ key_id: key.id }));
     await next();
   };
 }

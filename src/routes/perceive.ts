@@ -15,7 +15,7 @@ import { readPerceiveRequest, type ParsedRequest } from '../intake/request.js';
 import { Idempotency, parseIdempotencyKey, type Claim } from '../middleware/idempotency.js';
 import { ProblemError } from '../middleware/problem.js';
 import { releaseJobSlot, reserveJobSlot, type QuotaKeys } from '../middleware/quota.js';
-import { MAX_WAIT_S } from '../schemas/perceive.js';
+import { maxRequestBytes, MAX_WAIT_S } from '../schemas/perceive.js';
 import { jobLinks, toPublicJob } from '../schemas/job.js';
 
 /** `Prefer: wait=N` (RFC 7240): seconds to hold the response, capped at MAX_WAIT_S; 0 when absent. */
@@ -43,7 +43,7 @@ export interface PerceiveDeps extends AppDeps {
 
 export function perceive(d: PerceiveDeps) {
   const { config, redis, store, jobs } = d;
-  const maxBody = config.limits.maxImageBytes;
+  const { maxImageBytes } = config.limits;
 
   async function respond(c: Context<AppEnv>, view: JobView, waitS: number): Promise<Response> {
     let job = view;
@@ -57,7 +57,7 @@ export function perceive(d: PerceiveDeps) {
     const key = c.var.apiKey;
     const idemKey = parseIdempotencyKey(c.req.header('idempotency-key'));
     const waitS = preferredWaitS(c.req.header('prefer'));
-    const req = await readPerceiveRequest(c, maxBody);
+    const req = await readPerceiveRequest(c, maxImageBytes, maxRequestBytes(maxImageBytes));
     checkRequestCaps(req.fields, config.limits, d.allowlist, req.base);
 
     const jobId = randomUUID();
@@ -113,7 +113,7 @@ export function perceive(d: PerceiveDeps) {
       throw e;
     }
     if (idemKey) await d.idempotency.complete(key.id, idemKey, fp, jobId);
-    c.var.log.info({ job_id: jobId, image: image.info, tasks: req.fields.tasks.length }, 'job accepted');
+    c.var.log.info({ job_id: jobId, key_id: key.id, image: image.info, tasks: req.fields.tasks.length }, 'job accepted');
     return respond(c, view, waitS);
   };
 }

@@ -64,3 +64,8 @@ export const PerceiveMultipartBody = z
 
 /** `Prefer: wait=N` (RFC 7240), N seconds ≤ 60. */
 export const MAX_WAIT_S = 60;
+
+/** Largest request body: a base64 image of the maximum size plus room for the task list. */
+export function maxRequestBytes(maxImageBytes: number): number {
+  return Math.ceil(maxImageBytes / 3) * 4 + 4 * 1024 * 1024;
+}

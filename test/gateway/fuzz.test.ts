@@ -31,37 +31,23 @@ const validTask = fc.oneof(
   fc.record({ type: fc.constant('sentence'), sentence: fc.stringMatching(/^[a-z ]{0,20}[a-z]$/) }),
 );
 
-/** A valid body with one thing broken: a field replaced by an arbitrary value, or an unknown field added. */
-const brokenBody = fc
+/**
+ * A valid body with one thing changed: an unknown field added (always invalid: objects are strict), or a
+ * field replaced by an arbitrary value (usually invalid; when it happens to be valid, 202 is right).
+ */
+const mutatedBody = fc
   .tuple(
     fc.array(validTask, { minLength: 1, maxLength: 3 }),
-    fc.constantFrom('tasks', 'image', 'caption', 'webhook', 'metadata', 'deadline_s', 'task-field', 'unknown', 'image-field'),
-    fc.anything(),
+    fc.constantFrom('unknown', 'task-field', 'image-field', 'tasks', 'image', 'caption', 'webhook', 'metadata', 'deadline_s'),
+    fc.anything().filter((v) => v !== undefined), // JSON.stringify would drop it
   )
   .map(([tasks, where, value]) => {
     const body: Record<string, unknown> = { image: { base64: image }, tasks };
-    const v = value as unknown;
-    switch (where) {
-      case 'unknown':
-        body[`x_${typeof v}`] = v;
-        break;
-      case 'task-field':
-        (tasks[0] as Record<string, unknown>).unknown_field = v;
-        break;
-      case 'image-field':
-        body.image = { base64: image, extra: v };
-        break;
-      default:
-        body[where] = v;
-    }
-    return body;
-  })
-  .filter((b) => {
-    // Keep only bodies that are invalid by construction: a replaced field must not accidentally be valid.
-    const anyValid = (k: string, v: unknown): boolean =>
-      (k === 'caption' && typeof v === 'boolean') ||
-      ((k === 'metadata' || k === 'webhook' || k === 'deadline_s') && v === undefined);
-    return !Object.entries(b).some(([k, v]) => anyValid(k, v));
+    if (where === 'unknown') body.x_unknown = value;
+    else if (where === 'task-field') (tasks[0] as Record<string, unknown>).unknown_field = value;
+    else if (where === 'image-field') body.image = { base64: image, extra: value };
+    else body[where] = value;
+    return { body, mustReject: where === 'unknown' || where.endsWith('-field') };
   });
 
 describe('fuzzing POST /v1/perceive', () => {
@@ -72,9 +58,9 @@ describe('fuzzing POST /v1/perceive', () => {
     );
   });
 
-  it('valid bodies with one field broken or one unknown field are 4xx problems', async () => {
+  it('valid bodies with an unknown field are 4xx problems; with a field replaced, never a 5xx', async () => {
     await fc.assert(
-      fc.asyncProperty(brokenBody, async (body) => expectClientError(JSON.stringify(body), true)),
+      fc.asyncProperty(mutatedBody, async ({ body, mustReject }) => expectClientError(JSON.stringify(body), mustReject)),
       { numRuns: 150 },
     );
   });

@@ -1,0 +1,116 @@
+// `npm run bench:gateway`: accepted jobs/s and latency of POST /v1/perceive (JSON with an s3:// reference
+// to an object already in storage) against a real Redis, with the gateway in-process and autocannon as the
+// client. Baseline in the same run: GET /healthz (no Redis), so the ratio says what the job path costs.
+// REDIS_URL: use that Redis (a unique key prefix is used and removed); otherwise a redis-server is started.
+import { spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import { performance } from 'node:perf_hooks';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { serve } from '@hono/node-server';
+// @ts-expect-error autocannon ships no type declarations
+import autocannonUntyped from 'autocannon';
+import sharp from 'sharp';
+import { hashApiKey, loadConfig } from '../lib/config.js';
+import { createLogger } from '../lib/log.js';
+import { loadQueueSettings } from '../lib/queue/index.js';
+import { createApp } from '../src/app.js';
+import { openGatewayDeps } from '../src/deps.js';
+
+interface Result {
+  duration: number;
+  '2xx': number;
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+  latency: { p50: number; p99: number };
+}
+const autocannon = autocannonUntyped as (opts: Record<string, unknown>) => Promise<Result>;
+
+const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 10);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
+const API_KEY = 'bench-key';
+
+async function startRedis(): Promise<{ url: string; stop(): void }> {
+  if (process.env.REDIS_URL) return { url: process.env.REDIS_URL, stop() {} };
+  const port = 6393 + Math.floor(Math.random() * 500);
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'bench-redis-'));
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes',
+    '--appendfsync', 'everysec', '--maxmemory-policy', 'noeviction', '--dir', dir], { stdio: 'ignore' });
+  for (let i = 0; i < 100; i++) {
+    const up = await new Promise<boolean>((r) => {
+      const s = net.connect(port, '127.0.0.1', () => { s.destroy(); r(true); });
+      s.on('error', () => r(false));
+    });
+    if (up) return { url: `redis://127.0.0.1:${port}`, stop: () => child.kill('SIGTERM') };
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`redis-server did not start on port ${port}`);
+}
+
+/** autocannon in a worker thread, so the load generator does not share the gateway's event loop. */
+async function run(opts: Record<string, unknown> & { title: string; duration: number }): Promise<Result & { busyUs: number }> {
+  console.log(`  running ${opts.title} for ${opts.duration} s ...`);
+  const elu0 = performance.eventLoopUtilization();
+  const r = await autocannon({ ...opts, workers: 1 });
+  // Time the gateway's event loop was busy, per answered request: the CPU cost of one request on the
+  // gateway thread, which (unlike req/s) does not depend on how many cores other processes take.
+  const busyMs = performance.eventLoopUtilization(elu0).active;
+  return { ...r, busyUs: (busyMs * 1000) / Math.max(1, r['2xx'] + r.non2xx) };
+}
+
+function report(name: string, r: Result & { busyUs: number }, okStatus: number): number {
+  const ok = r['2xx'];
+  const perS = ok / (r.duration);
+  console.log(
+    `${name.padEnd(22)} ${perS.toFixed(0).padStart(7)} ${okStatus}/s   p50 ${r.latency.p50.toFixed(1)} ms   p99 ${r.latency.p99.toFixed(1)} ms   ` +
+      `event loop ${r.busyUs.toFixed(0)} µs/req   non-2xx ${r.non2xx}   errors ${r.errors}   timeouts ${r.timeouts}`,
+  );
+  return perS;
+}
+
+const redis = await startRedis();
+const storageDir = mkdtempSync(path.join(os.tmpdir(), 'bench-store-'));
+const config = loadConfig({
+  REDIS_URL: redis.url,
+  STORAGE_DRIVER: 'fs',
+  STORAGE_DIR: storageDir,
+  S3_BUCKET: 'bench',
+  LOG_LEVEL: 'warn',
+  JOB_RETENTION_S: '120',
+  JOB_DEADLINE_MS: '120000',
+  API_KEYS: JSON.stringify([{ id: 'bench', key_sha256: hashApiKey(API_KEY), webhook_secret: 'whsec_YmVuY2hiZW5jaGJlbmNoYmVuY2g=', rate_limit: 1e9, max_concurrent_jobs: 1e9 }]),
+});
+const prefix = `bench${randomBytes(3).toString('hex')}`;
+const gw = openGatewayDeps({ config, settings: loadQueueSettings({ QUEUE_PREFIX: prefix }), log: createLogger({ level: 'warn' }), defaultMetrics: false });
+const image = await sharp({ create: { width: 640, height: 480, channels: 3, background: '#3a6' } }).jpeg().toBuffer();
+await gw.deps.store.put('uploads/bench.jpg', image, 'image/jpeg');
+const app = createApp(gw.deps);
+const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' });
+await new Promise((r) => server.once('listening', r));
+const url = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+
+const body = JSON.stringify({ image: { s3: 's3://bench/uploads/bench.jpg' }, tasks: [{ type: 'words', phrases: ['person', 'dog', 'frisbee'] }] });
+const perceive = {
+  url: `${url}/v1/perceive`,
+  method: 'POST' as const,
+  headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' },
+  body,
+  connections: CONNECTIONS,
+};
+
+console.log(`gateway bench: ${os.cpus().length} CPUs, ${CONNECTIONS} connections, ${DURATION_S} s per run, Redis ${redis.url}`);
+await run({ ...perceive, duration: 2, title: 'warm-up' });
+const health = await run({ url: `${url}/healthz`, connections: CONNECTIONS, duration: DURATION_S, title: 'GET /healthz' });
+const jobs = await run({ ...perceive, duration: DURATION_S, title: 'POST /v1/perceive' });
+const base = report('GET /healthz (baseline)', health, 200);
+const accepted = report('POST /v1/perceive', jobs, 202);
+console.log(`accepted jobs/s vs baseline: ${(accepted / base).toFixed(2)}x   target >= 2000 jobs/s: ${accepted >= 2000 ? 'met' : 'NOT met'}`);
+
+server.close();
+await gw.queues.perception.obliterate({ force: true }).catch(() => undefined);
+await gw.close();
+redis.stop();
+process.exit(0);
