@@ -4,7 +4,7 @@ import type { BlobStore } from './blob-store.js';
 import { FsBlobStore } from './fs.js';
 import { S3BlobStore } from './s3.js';
 
-export type { BlobHead, BlobStore } from './blob-store.js';
+export { assertValidKey, type BlobHead, type BlobStore } from './blob-store.js';
 export { FsBlobStore } from './fs.js';
 export { S3BlobStore } from './s3.js';
 export * from './keys.js';
