@@ -163,10 +163,11 @@ RELEASED_IGNORED = [
 def convert_released_state_dict(state: StateDict, model: MVPLM) -> StateDict:
     """Rename a released-code state dict to ours, check that tied copies agree, and reorder memory levels.
 
-    The released pixel decoder (OpenSeeD, FEATURE_ORDER low2high) flattens levels high resolution first
-    (1/8, 1/16, 1/32, 1/64); we flatten low resolution first (BUNDLE.md). Every tensor with a level axis
-    (level embedding, deformable-attention offsets and weights) is reversed along it, which computes the same
-    function on the reordered memory.
+    The released pixel decoder's encoder (OpenSeeD, FEATURE_ORDER low2high) flattens levels high resolution
+    first (1/8, 1/16, 1/32, 1/64); we flatten low resolution first (BUNDLE.md). Its level-indexed tensors (level
+    embedding, deformable self-attention offsets and weights) are reversed along the level axis, which computes
+    the same function on the reordered memory. The released perception decoder already flattens low resolution
+    first (`openseed_phi.py` walks `multi_scale_features` backwards), so its cross-attention is kept as is.
     """
     if model.config.variant != "released-code":
         raise WeightLoadError("released-code checkpoints need a model built with variant='released-code' "
@@ -220,21 +221,19 @@ def _split_fused_qkv(state: StateDict, heads: int) -> StateDict:
 
 
 def reverse_memory_levels(state: StateDict, model: MVPLM) -> StateDict:
-    """Reverse the level axis of every level-indexed tensor (an involution: applying it twice is the identity)."""
-    cfg = model.config
+    """Reverse the level axis of the pixel decoder's level-indexed tensors (an involution)."""
+    pc = model.config.pixel_decoder
     state = dict(state)
-    levels = len(cfg.level_shapes)
+    levels = len(model.config.level_shapes)
     if "pixel_decoder.transformer.level_embed" in state:
         state["pixel_decoder.transformer.level_embed"] = state["pixel_decoder.transformer.level_embed"].flip(0)
-    attn = [(f"pixel_decoder.transformer.encoder.layers.{i}.self_attn", cfg.pixel_decoder)
-            for i in range(cfg.pixel_decoder.num_layers)]
-    attn += [(f"decoder.layers.{i}.cross_attn", cfg.decoder) for i in range(cfg.decoder.num_layers)]
-    for prefix, part in attn:
-        for name, tail in (("sampling_offsets", (part.num_points, 2)), ("attention_weights", (part.num_points,))):
+    for i in range(pc.num_layers):
+        prefix = f"pixel_decoder.transformer.encoder.layers.{i}.self_attn"
+        for name, tail in (("sampling_offsets", (pc.num_points, 2)), ("attention_weights", (pc.num_points,))):
             for kind in ("weight", "bias"):
                 key = f"{prefix}.{name}.{kind}"
                 if key in state:
-                    state[key] = reverse_level_axis(state[key], part.num_heads, levels, tail)
+                    state[key] = reverse_level_axis(state[key], pc.num_heads, levels, tail)
     return state
 
 

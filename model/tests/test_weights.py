@@ -156,14 +156,17 @@ def _released_names(ours: str, num_layers: int) -> list[str]:
 
 
 def _to_released_level_order(key, t, cfg):
-    """Released memory levels run high resolution first; ours low resolution first."""
+    """The released pixel-decoder encoder runs memory levels high resolution first; ours (and the released
+    perception decoder) low resolution first."""
+    if not key.startswith("pixel_decoder.transformer."):
+        return t
     levels = len(cfg.level_shapes)
     if key.endswith("level_embed"):
         return t.flip(0)
     for name, tail in (("sampling_offsets", (2,)), ("attention_weights", ())):
         if f".{name}." in key:
-            part = cfg.pixel_decoder if key.startswith("pixel_decoder") else cfg.decoder
-            shape = (part.num_heads, levels, part.num_points, *tail, *t.shape[1:])
+            pc = cfg.pixel_decoder
+            shape = (pc.num_heads, levels, pc.num_points, *tail, *t.shape[1:])
             return t.reshape(shape).flip(1).reshape(t.shape)
     return t
 

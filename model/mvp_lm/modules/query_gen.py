@@ -18,13 +18,14 @@ def inverse_sigmoid(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
 
 
 def fixed_proposals(shapes: list[tuple[int, int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """One box per memory token: its cell centre, side 0.05 at the finest level doubling per coarser level.
+    """One box per memory token: its cell centre and side 0.05 * 2**level, `level` counting in memory order (low
+    resolution first). As in the released code, the coarsest level gets the smallest boxes: its
+    `gen_encoder_output_proposals` runs on the decoder's low-resolution-first flattening.
     Returns (proposals [N,4] in inverse-sigmoid space, valid [N] bool: all coordinates in (0.01, 0.99))."""
     props = []
-    finest = len(shapes) - 1  # levels are ordered low resolution first
     for lvl, (h, w) in enumerate(shapes):
         y, x = torch.meshgrid(torch.arange(h) + 0.5, torch.arange(w) + 0.5, indexing="ij")
-        side = torch.full((h * w, 2), 0.05 * 2.0 ** (finest - lvl))
+        side = torch.full((h * w, 2), 0.05 * 2.0 ** lvl)
         props.append(torch.cat((torch.stack((x.flatten() / w, y.flatten() / h), -1), side), -1))
     p = torch.cat(props)
     valid = ((p > 0.01) & (p < 0.99)).all(-1)
