@@ -14,10 +14,16 @@ const tooLarge = (maxBytes: number): ProblemError =>
 async function collect(chunks: AsyncIterable<Uint8Array>, maxBytes: number): Promise<Buffer> {
   const parts: Uint8Array[] = [];
   let size = 0;
-  for await (const chunk of chunks) {
-    size += chunk.length;
-    if (size > maxBytes) throw tooLarge(maxBytes);
-    parts.push(chunk);
+  try {
+    for await (const chunk of chunks) {
+      size += chunk.length;
+      if (size > maxBytes) throw tooLarge(maxBytes);
+      parts.push(chunk);
+    }
+  } catch (e) {
+    if (e instanceof ProblemError) throw e;
+    // The client went away mid-body: nobody reads the answer, but it must not count as a server error.
+    throw new ProblemError(400, 'request-aborted', 'Request aborted', `the request body was not received completely (${(e as Error).message})`);
   }
   return Buffer.concat(parts, size);
 }
