@@ -145,7 +145,7 @@ describe('bundle errors', () => {
     const tampered = copy('tampered-2');
     appendFileSync(path.join(tampered, 'embed_tokens.onnx'), 'x');
     await expect(createOnnxPipeline({ modelDir: tampered, provider: 'cpu' })).rejects.toThrow(/embed_tokens\.onnx: sha256/);
-  });
+  }, 120_000);
 });
 
 describe('pipeline behaviour', () => {
@@ -178,7 +178,7 @@ describe('pipeline behaviour', () => {
     expect(err).toBeInstanceOf(PipelineInputError);
     expect((err as PipelineInputError).pointer).toBe('/image');
     expect(await pipeline.activeJobs()).toBe(0);
-  });
+  }, 120_000);
 
   it('rejects user text that contains a reserved token', async () => {
     const image = await syntheticPng(40, 30, 9);
@@ -186,7 +186,7 @@ describe('pipeline behaviour', () => {
     const err = await pipeline.run({ jobId: 'reserved', image, tasks: bad, caption: false }, hooks).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PipelineInputError);
     expect((err as PipelineInputError).pointer).toBe('/tasks/0/phrases/1');
-  });
+  }, 120_000);
 
   it('stops between stages when asked, and drops the job state', async () => {
     const image = await syntheticPng(40, 30, 9);
@@ -201,7 +201,7 @@ describe('pipeline behaviour', () => {
     const ok = await pipeline.run({ jobId: 'after-cancel', image, tasks, caption: true }, hooks);
     expect(ok.tasks).toHaveLength(2);
     expect(await pipeline.activeJobs()).toBe(0);
-  });
+  }, 120_000);
 
   it('keeps the event loop responsive while the thread computes', async () => {
     const image = await syntheticPng(300, 200, 5);
@@ -218,5 +218,5 @@ describe('pipeline behaviour', () => {
     clearInterval(timer);
     // the job takes far longer than any pause of the main loop
     expect(maxGap).toBeLessThan(Math.max(100, took / 2));
-  });
+  }, 120_000);
 });

@@ -55,5 +55,5 @@ describe('perceive CLI', () => {
     expect(parsed.caption).toBeNull();
     expect(parsed.tasks[0]!.mode).toBe('multi');
     expect(typeof parsed.tasks[0]!.no_target).toBe('boolean');
-  });
+  }, 300_000);
 });

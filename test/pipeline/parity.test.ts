@@ -105,7 +105,7 @@ for (const variant of ['paper', 'released-code'] as const) {
           engine.release(job);
         }
         expect(engine.activeJobs()).toBe(0);
-      });
+      }, 180_000);
     });
 
     it.runIf(variant === 'paper')('covers speculative caption decoding with a partly rejected draft', () => {
@@ -135,7 +135,7 @@ for (const variant of ['paper', 'released-code'] as const) {
       } finally {
         await pipeline.close();
       }
-    });
+    }, 180_000);
   });
 }
 

@@ -25,7 +25,7 @@ export class BundleError extends Error {
 /** model/manifest.schema.json, found from this module both in the source tree and in dist/. */
 export function schemaPath(): string {
   let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 5; i++) {
+  for (let i = 0; i < 8; i++) {
     const candidate = path.join(dir, 'model', 'manifest.schema.json');
     if (existsSync(candidate)) return candidate;
     dir = path.dirname(dir);
