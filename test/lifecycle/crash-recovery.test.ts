@@ -1,6 +1,7 @@
 // Real worker processes: a worker SIGKILLed mid-job is recovered by another worker through BullMQ's
 // stalled-job check and the job completes once from the user's view; a Redis SIGKILLed and restarted under
-// a running queue loses no accepted job and the worker resumes consuming.
+// a running queue loses no accepted job and the worker resumes consuming. A control case shows that a
+// pipeline blocking the main thread does lose its lock (what onnx-worker.test.ts must not see).
 import type { ChildProcess } from 'node:child_process';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -70,6 +71,28 @@ describe('worker crash', () => {
     const deliveries = await q.queues.webhooks.getJobs(['waiting', 'delayed', 'prioritized', 'active', 'completed', 'failed']);
     expect(deliveries.map((d) => d.id).sort()).toEqual([`msg_${p.job_id}_job_started`, `msg_${p.job_id}_job_succeeded`]);
     sub.disconnect();
+  });
+});
+
+describe('blocked event loop (control for onnx-worker.test.ts)', () => {
+  let q: QueueEnv;
+  beforeAll(() => {
+    q = openQueueEnv({ env: { ...testQueueEnv(), WORKER_LOCK_MS: '600', WORKER_STALLED_INTERVAL_MS: '300' } });
+  });
+  afterAll(async () => {
+    await q.close();
+  });
+
+  it('a pipeline that blocks the main thread longer than the lock loses its job to the other worker', async () => {
+    const a = startWorker(q, redisUrl());
+    const b = startWorker(q, redisUrl());
+    await waitForWorker(q.redis, q.settings.prefix, a);
+    await waitForWorker(q.redis, q.settings.prefix, b);
+    const p = await submit(q.store, s3, image, { phrases: ['test:block=2500'] });
+    const v = await q.store.waitForTerminal(p.job_id, 30_000);
+    // Still one success from the user's view, but it ran more than once: this is what the ONNX test rules out.
+    expect(v?.status).toBe('succeeded');
+    expect(v?.attempts).toBeGreaterThanOrEqual(2);
   });
 });
 

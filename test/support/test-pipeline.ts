@@ -6,6 +6,8 @@
 //   env TEST_PIPELINE_STAGE_MS    delay per stage (default 0), applied to every job
 //   phrase "test:slow=<ms>"       delay per stage for this job
 //   phrase "test:invalid"         the pipeline rejects the input (PipelineInputError)
+//   phrase "test:block=<ms>"      blocks the event loop that long in the vision stage, as inference on the
+//                                 main thread would (the failure the ONNX pipeline's worker thread prevents)
 import { createHash } from 'node:crypto';
 import sharp from 'sharp';
 import type { Stage } from '../../contracts/job.js';
@@ -24,6 +26,11 @@ const PIPELINE_STAGES: Stage[] = ['preprocess', 'vision', 'language', 'perceptio
 const MODEL = { name: 'test-pipeline', version: '1', variant: 'paper' as const };
 
 const phrasesOf = (tasks: Task[]): string[] => tasks.flatMap((t) => (t.type === 'words' ? t.phrases.map((p) => p.text) : [t.sentence]));
+
+function blockMs(tasks: Task[]): number {
+  const block = phrasesOf(tasks).find((p) => p.startsWith('test:block='));
+  return block ? Number(block.slice('test:block='.length)) : 0;
+}
 
 function stageDelay(tasks: Task[]): number {
   const slow = phrasesOf(tasks).find((p) => p.startsWith('test:slow='));
@@ -76,6 +83,10 @@ export async function createPipeline(): Promise<PerceptionPipeline> {
           size = await sharp(input.image).metadata().catch(() => {
             throw new PipelineInputError('the image does not decode', '/image');
           });
+        }
+        if (stage === 'vision' && blockMs(input.tasks) > 0) {
+          const until = Date.now() + blockMs(input.tasks);
+          while (Date.now() < until); // deliberately synchronous
         }
         if (delay > 0) await new Promise((r) => setTimeout(r, delay));
         timings[stage] = performance.now() - t0;
