@@ -15,6 +15,7 @@ import { docsRoutes } from './routes/docs.js';
 import { healthRoutes } from './routes/health.js';
 import { jobRoutes } from './routes/jobs.js';
 import { perceive } from './routes/perceive.js';
+import { uploadRoutes } from './routes/uploads.js';
 
 export function createApp(deps: AppDeps): Hono<AppEnv> {
   const gatewayPrefix = `${deps.keyPrefix}:gw`;
@@ -40,6 +41,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
       quotaKeys: { quota: (keyId) => `${gatewayPrefix}:quota:${keyId}`, jobRecordPrefix: jobKey('') },
     }),
   );
+  v1.route('/uploads', uploadRoutes(deps));
   v1.route('/jobs', jobRoutes(deps));
   app.route('/v1', v1);
   return app;

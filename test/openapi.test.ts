@@ -18,7 +18,7 @@ describe('openapi.yaml', () => {
 
   it('describes every endpoint and the result document', () => {
     expect(Object.keys(doc.paths).sort()).toEqual([
-      '/healthz', '/metrics', '/readyz', '/v1/jobs/{id}', '/v1/jobs/{id}/cancel', '/v1/jobs/{id}/overlay.png', '/v1/jobs/{id}/result', '/v1/perceive',
+      '/healthz', '/metrics', '/readyz', '/v1/jobs/{id}', '/v1/jobs/{id}/cancel', '/v1/jobs/{id}/overlay.png', '/v1/jobs/{id}/result', '/v1/perceive', '/v1/uploads',
     ]);
     for (const name of ['PerceiveRequest', 'Job', 'PerceptionResult', 'Problem', 'Task']) expect(doc.components.schemas[name], name).toBeTruthy();
   });

@@ -5,6 +5,7 @@ import { stringify } from 'yaml';
 import { Task } from '../../contracts/task.js';
 import { Job, PerceptionResult, Problem } from './job.js';
 import { PerceiveJsonRequest, PerceiveMultipartBody, MAX_WAIT_S } from './perceive.js';
+import { Upload, UploadRequest } from './uploads.js';
 import { z } from './zod.js';
 
 function buildRegistry(): OpenAPIRegistry {
@@ -59,6 +60,20 @@ function buildRegistry(): OpenAPIRegistry {
       413: problem('Request or image larger than allowed'),
       415: problem('Content type is neither application/json nor multipart/form-data'),
       422: problem('Invalid request: one pointer per invalid field; undecodable, unsupported or oversized image; unreachable URL'),
+      ...common,
+    },
+  });
+  r.registerPath({
+    method: 'post',
+    path: '/v1/uploads',
+    summary: 'A presigned S3 PUT URL for one image, to submit as image.s3 afterwards (large images, serverless gateways)',
+    security,
+    request: { body: { required: true, content: { 'application/json': { schema: UploadRequest } } } },
+    responses: {
+      201: { description: 'Upload URL issued', content: { 'application/json': { schema: Upload } } },
+      415: problem('Content type is not application/json'),
+      422: problem('Invalid request or size over the image limit'),
+      501: problem('Storage is not S3: send the image inline'),
       ...common,
     },
   });

@@ -139,3 +139,21 @@ describe('Prefer: wait', () => {
     expect(job).toMatchObject({ id, status: 'succeeded' });
   });
 });
+
+describe('uploads', () => {
+  it('POST /v1/uploads is mounted behind auth and issues a reference /v1/perceive accepts once the PUT is done', async () => {
+    const image = await png(20, 20);
+    const res = await h.app.request('/v1/uploads', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${KEYS.alpha}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ content_type: 'image/png', size_bytes: image.length }),
+    });
+    expect(res.status).toBe(201);
+    const up = (await res.json()) as { url: string; headers: Record<string, string>; s3: string };
+    const put = await fetch(up.url, { method: 'PUT', headers: up.headers, body: new Uint8Array(image) });
+    expect(put.status).toBe(200);
+    const job = await h.post({ image: { s3: up.s3 }, tasks: WORDS });
+    expect(job.status).toBe(202);
+    expect((await h.app.request('/v1/uploads', { method: 'POST' })).status).toBe(401);
+  });
+});
