@@ -26,10 +26,14 @@ export function startHeartbeat(
   prefix: string,
   info: Pick<WorkerHeartbeat, 'worker_id' | 'provider' | 'model'>,
   intervalMs: number,
+  /** Beats only while this says the worker consumes: a worker that stopped (e.g. never resumed after a Redis
+   *  outage) must drop out of readiness even though its process is alive. */
+  consuming: () => boolean = () => true,
 ): Heartbeat {
   const key = redisKeys(prefix).workers;
   const startedAt = new Date().toISOString();
   const beat = async (): Promise<void> => {
+    if (!consuming()) return;
     const now = Date.now();
     const hb: WorkerHeartbeat = {
       ...info,

@@ -59,7 +59,13 @@ export async function startPerceptionWorker(opts: PerceptionWorkerOptions): Prom
   });
   await worker.waitUntilReady();
   const info = opts.pipeline.info();
-  const heartbeat = startHeartbeat(redis, settings.prefix, { worker_id: id, provider: info.provider, model: info.model }, settings.heartbeatMs);
+  const heartbeat = startHeartbeat(
+    redis,
+    settings.prefix,
+    { worker_id: id, provider: info.provider, model: info.model },
+    settings.heartbeatMs,
+    () => worker.isRunning() && !worker.isPaused(),
+  );
   log.info({ worker_id: id, provider: info.provider, model: info.model, concurrency: settings.workerConcurrency }, 'perception worker consuming');
   return {
     id,
