@@ -53,6 +53,8 @@ const Env = z.object({
   MAX_TASKS: int(8),
   MAX_PHRASES: int(1000),
   URL_FETCH_TIMEOUT_MS: int(10_000),
+  /** PEM file of extra CAs trusted for outbound https (image URLs, webhooks), e.g. a private CA. */
+  URL_CA_FILE: z.string().optional(),
   URL_MAX_REDIRECTS: z.coerce.number().int().min(0).max(10).default(3),
   JOB_DEADLINE_MS: int(10 * 60_000),
   /** Seconds that finished jobs, their inputs and results are kept. */
@@ -74,6 +76,8 @@ export interface Config {
     | { driver: 's3'; bucket: string; endpoint?: string; region: string; forcePathStyle: boolean };
   apiKeys: ApiKeyConfig[];
   urlAllowlist: string[];
+  /** Extra CA certificates (PEM) for outbound https, from URL_CA_FILE. */
+  urlCa?: string;
   limits: {
     maxImageBytes: number;
     maxPixels: number;
@@ -131,6 +135,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
         : { driver: 'fs', dir: e.STORAGE_DIR, bucket: e.S3_BUCKET ?? 'local' },
     apiKeys,
     urlAllowlist: e.URL_ALLOWLIST,
+    ...(e.URL_CA_FILE ? { urlCa: readFileSync(e.URL_CA_FILE, 'utf8') } : {}),
     limits: {
       maxImageBytes: e.MAX_IMAGE_BYTES,
       maxPixels: e.MAX_IMAGE_PIXELS,

@@ -3,6 +3,7 @@
 // https only; http only for allowlisted hosts (local tests, internal receivers an operator permits).
 import http from 'node:http';
 import https from 'node:https';
+import tls from 'node:tls';
 import { checkUrlHost, guardedLookup, hostAllowlisted, SsrfError, type Allowlist } from './ssrf.js';
 
 export type FetchErrorCode =
@@ -32,6 +33,8 @@ export interface FetchLimitedOptions {
   method?: 'GET' | 'POST' | 'HEAD';
   headers?: Record<string, string>;
   body?: string | Buffer;
+  /** Extra CA certificates (PEM) trusted for https, e.g. a private CA of allowlisted internal hosts. */
+  ca?: string;
 }
 
 export interface FetchLimitedResponse {
@@ -71,6 +74,7 @@ function requestOnce(url: URL, opts: FetchLimitedOptions, deadline: number): Pro
       headers: opts.headers,
       lookup: guardedLookup(opts.allowlist),
       agent: false,
+      ...(opts.ca && url.protocol === 'https:' ? { ca: [...tls.rootCertificates, opts.ca] } : {}),
     });
     const fail = (e: FetchError): void => {
       req.destroy();

@@ -40,6 +40,7 @@ export async function resolveImage(src: ImageSource, d: IntakeDeps): Promise<Res
         maxBytes: maxImageBytes,
         timeoutMs: urlFetchTimeoutMs,
         maxRedirects: urlMaxRedirects,
+        ca: d.config.urlCa,
       });
       return { info: await probeImage(bytes, maxPixels, '/image/url'), bytes };
     }

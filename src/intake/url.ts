@@ -18,7 +18,7 @@ const SLUGS: Record<FetchError['code'], string> = {
 
 export async function fetchImageUrl(
   url: string,
-  opts: { allowlist: Allowlist; maxBytes: number; timeoutMs: number; maxRedirects: number },
+  opts: { allowlist: Allowlist; maxBytes: number; timeoutMs: number; maxRedirects: number; ca?: string },
 ): Promise<Buffer> {
   try {
     const res = await fetchLimited(url, { ...opts, headers: { accept: 'image/*' } });
