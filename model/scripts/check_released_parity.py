@@ -22,6 +22,7 @@ from torch import nn
 
 from mvp_lm import MVPLM, tiny
 from mvp_lm.config import SwinConfig
+from mvp_lm.modules.connector import Connector
 from mvp_lm.modules.query_gen import fixed_proposals, inverse_sigmoid
 from mvp_lm.modules.swin import SwinTransformer
 from mvp_lm.weights import reverse_memory_levels
@@ -31,7 +32,8 @@ COPIED = [f"{OPENSEED}/{f}" for f in (
     "pixel_decoder/msdeformattn.py", "pixel_decoder/ops/modules/__init__.py", "pixel_decoder/ops/modules/ms_deform_attn.py",
     "pixel_decoder/ops/functions/__init__.py", "pixel_decoder/ops/functions/ms_deform_attn_func.py",
     "transformer_decoder/position_encoding.py", "transformer_decoder/transformer.py", "transformer_decoder/utils.py",
-    "transformer_decoder/dino_decoder.py")] + ["mvp-lm/psalm/model/multimodal_encoder/swin_trans.py"]
+    "transformer_decoder/dino_decoder.py")] + ["mvp-lm/psalm/model/multimodal_encoder/swin_trans.py",
+                                                 "mvp-lm/psalm/model/multimodal_projector/builder.py"]
 
 SHIMS = {
     "timm/__init__.py": "",
@@ -101,6 +103,27 @@ def check_swin() -> float:
         with torch.no_grad():
             worst = max([worst] + [float((a - b).abs().max()) for a, b in zip(ref(x), ours(x))])
     return worst
+
+
+def check_connector() -> float:
+    from released.multimodal_projector.builder import ResNetSwin
+    ref = ResNetSwin(input_dim=64, out_dim=96).eval()  # its block width is fixed at 2048
+    randomise(ref)
+    with torch.no_grad():
+        for mod in ref.modules():
+            if isinstance(mod, (nn.Conv2d, nn.Linear)):  # fan-in scale keeps activations O(1) at width 2048
+                mod.weight.normal_(0, (1.0 / mod.weight[0].numel()) ** 0.5)
+            if isinstance(mod, nn.BatchNorm2d):
+                mod.running_var.uniform_(0.5, 2.0)
+                mod.running_mean.normal_()
+    ours = Connector(64, 2048, 96, repeat_conv2=True).eval()
+    ours.load_state_dict({k.replace("layer1.0.", "block."): v for k, v in ref.state_dict().items()})
+    x = torch.randn(2, 64, 8, 8)
+    with torch.no_grad():
+        expected = ref(x)
+        diff = float((expected - ours(x)).abs().max())
+        ours.fold_batchnorm()
+        return max(diff, float((expected - ours(x)).abs().max()))
 
 
 def check_pixel_decoder(model: MVPLM) -> float:
@@ -183,6 +206,7 @@ def main() -> None:
         prepare(args.released, Path(tmp))
         model = MVPLM(tiny("released-code")).eval()
         checks = {"swin (2 configs, one padded)": check_swin,
+                  "connector (conv2 twice), folded too": check_connector,
                   "pixel decoder + level reorder": lambda: check_pixel_decoder(model),
                   "proposals and validity": lambda: check_proposals(model),
                   "DINO decoder + boxes": lambda: check_decoder(model)}
@@ -190,7 +214,7 @@ def main() -> None:
         for name, fn in checks.items():
             diff = fn()
             failed |= diff > args.tol
-            print(f"{name:<34} max abs diff {diff:.3g}  {'OK' if diff <= args.tol else 'FAIL'}", flush=True)
+            print(f"{name:<38} max abs diff {diff:.3g}  {'OK' if diff <= args.tol else 'FAIL'}", flush=True)
     sys.exit(1 if failed else 0)
 
 
