@@ -106,7 +106,12 @@ export function createPerceptionProcessor(deps: ProcessorDeps): (job: Job) => Pr
       await blobs.put(rKey, JSON.stringify(checked.data), 'application/json');
       await stopClock();
       const done = await store.markSucceeded(id, { resultKey: rKey, result: checked.data, timings: clock.timings });
-      log.info({ timings_ms: clock.timings, applied: done?.applied }, 'job succeeded');
+      if (!done?.applied) {
+        // Canceled or finished elsewhere between the last check and now: that outcome stands.
+        log.info({ status: done?.view.status }, 'result written, but the job had already ended');
+        return 'skipped';
+      }
+      log.info({ timings_ms: clock.timings }, 'job succeeded');
       return 'succeeded';
     } catch (e) {
       await stopClock();
