@@ -74,6 +74,29 @@ describe('worker crash', () => {
   });
 });
 
+describe('worker crash beyond the stall limit', () => {
+  let q: QueueEnv;
+  beforeAll(() => {
+    q = openQueueEnv({ env: { ...testQueueEnv(), WORKER_MAX_STALLED: '0' } });
+  });
+  afterAll(async () => {
+    await q.close();
+  });
+
+  it('a job that stalls more often than allowed ends failed with a problem, not running forever', async () => {
+    const a = startWorker(q, redisUrl());
+    await waitForWorker(q.redis, q.settings.prefix, a);
+    const p = await submit(q.store, s3, image, { phrases: ['test:slow=300'] });
+    await until('job running on worker A', async () => (await q.store.get(p.job_id))?.stage === 'vision');
+    await stopChild(a, 'SIGKILL');
+    const b = startWorker(q, redisUrl());
+    await waitForWorker(q.redis, q.settings.prefix, b);
+    const v = await q.store.waitForTerminal(p.job_id, 30_000);
+    expect(v).toMatchObject({ status: 'failed', attempts: 1, error: { type: '/problems/processing-failed', status: 500 } });
+    expect(v?.error?.detail).toMatch(/stalled/);
+  });
+});
+
 describe('blocked event loop (control for onnx-worker.test.ts)', () => {
   let q: QueueEnv;
   beforeAll(() => {
