@@ -1,5 +1,6 @@
 // Real worker processes: a worker SIGKILLed mid-job is recovered by another worker through BullMQ's
-// stalled-job check and the job completes once from the user's view; a Redis SIGKILLed and restarted under
+// stalled-job check and the job completes once from the user's view (or, past the stall limit, ends failed
+// rather than running forever); a Redis SIGKILLed and restarted under
 // a running queue loses no accepted job and the worker resumes consuming. A control case shows that a
 // pipeline blocking the main thread does lose its lock (what onnx-worker.test.ts must not see).
 import type { ChildProcess } from 'node:child_process';
