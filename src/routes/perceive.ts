@@ -91,8 +91,8 @@ export function perceive(d: PerceiveDeps) {
     const image = (imageR as PromiseFulfilledResult<ResolvedImage>).value;
 
     let view: JobView;
+    const storageKey = image.storageKey ?? inputKey(jobId);
     try {
-      const storageKey = image.storageKey ?? inputKey(jobId);
       if (image.bytes) await store.put(storageKey, image.bytes, image.info.contentType);
       // Built only from validated request fields and values computed here; the type pins the contract,
       // so a second runtime parse (as much CPU as validating the request) would add nothing.
@@ -112,6 +112,8 @@ export function perceive(d: PerceiveDeps) {
       view = await jobs.create(payload);
     } catch (e) {
       await undo();
+      // An input written for a job that was never created would otherwise stay until someone sweeps it.
+      if (image.bytes) await store.delete(storageKey).catch(() => undefined);
       throw e;
     }
     if (idemKey) await d.idempotency.complete(key.id, idemKey, fp, jobId);
