@@ -1,5 +1,6 @@
 // A request id for every request: the caller's X-Request-Id when it is a sane token, else a new UUID.
-// It is echoed back, put on the request's child logger and copied onto jobs.
+// It is echoed back, put on the request's child logger and copied onto jobs. One access-log line per
+// request: info for refusals (4xx), debug otherwise (5xx are logged with their error by onError).
 import { randomUUID } from 'node:crypto';
 import type { MiddlewareHandler } from 'hono';
 import type { Logger } from '../../lib/log.js';
@@ -11,9 +12,16 @@ export function requestId(log: Logger): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const given = c.req.header('x-request-id');
     const id = given && SANE.test(given) ? given : randomUUID();
+    const reqLog = log.child({ request_id: id });
     c.set('requestId', id);
-    c.set('log', log.child({ request_id: id }));
+    c.set('log', reqLog);
     c.header('x-request-id', id);
+    const start = performance.now();
     await next();
+    const status = c.res.status;
+    const level = status >= 400 && status < 500 ? 'info' : 'debug';
+    if (reqLog.isLevelEnabled(level)) {
+      reqLog[level]({ method: c.req.method, path: c.req.path, status, ms: Math.round(performance.now() - start) }, 'request');
+    }
   };
 }
