@@ -61,7 +61,8 @@ export function isPinnedImage(ref: string): boolean {
   return tag !== undefined && tag !== 'latest' && /^v?\d+\.\d+(\.\d+)?([.-][\w.-]+)?$/.test(tag);
 }
 
-const SECRET_NAME = /(SECRET|PASSWORD|PASSWD|TOKEN|PRIVATE|CREDENTIAL|API_KEYS?$|ACCESS_KEY)/i;
+/** Name parts that mark a variable as holding a secret (AWS_SECRET_ACCESS_KEY, REDIS_PASSWORD, API_KEYS...). */
+const SECRET_NAME = /(^|_)(SECRET|PASSWORD|PASSWD|TOKEN|PRIVATE|CREDENTIALS?)(_|$)|(^|_)API_KEYS?$|ACCESS_KEY/i;
 const SECRET_VALUE = /(whsec_[A-Za-z0-9+/=]{8,}|sk-[A-Za-z0-9-]{8,}|AKIA[0-9A-Z]{16}|-----BEGIN [A-Z ]*PRIVATE KEY-----|"key_sha256")/;
 
 /** Why a name/value pair looks like a secret written into configuration, or null. References to a file,
