@@ -28,6 +28,7 @@ function buildRegistry(): OpenAPIRegistry {
   const common = {
     401: problem('Missing or invalid API key'),
     429: { ...problem('Rate limit or concurrent-job quota exceeded'), headers: { 'Retry-After': { schema: { type: 'integer' as const } }, ...rateHeaders } },
+    503: { ...problem('Redis or storage did not answer; retry'), headers: { 'Retry-After': { schema: { type: 'integer' as const } } } },
   };
   const JobId = z.object({ id: z.string().openapi({ param: { description: 'Job id' } }) });
 

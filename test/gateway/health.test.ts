@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHeartbeat } from '../../lib/queue/index.js';
 import { openApiYaml } from '../../src/schemas/openapi.js';
-import { openHarness, png, WORDS, type Harness } from './harness.js';
+import { KEYS, openHarness, png, problemOf, WORDS, type Harness } from './harness.js';
 
 let h: Harness;
 beforeAll(async () => {
@@ -85,5 +85,34 @@ describe('docs', () => {
     const res = await h.app.request('/nope');
     expect(res.status).toBe(404);
     expect(res.headers.get('content-type')).toBe('application/problem+json');
+  });
+});
+
+describe('outages', () => {
+  it('answers 503 problem with Retry-After when Redis does not answer', async () => {
+    const { loadConfig } = await import('../../lib/config.js');
+    const { createLogger } = await import('../../lib/log.js');
+    const { loadQueueSettings } = await import('../../lib/queue/index.js');
+    const { openGatewayDeps } = await import('../../src/deps.js');
+    const { createApp } = await import('../../src/app.js');
+    const gw = openGatewayDeps({
+      config: loadConfig({ ...process.env, ...{ REDIS_URL: 'redis://127.0.0.1:1', API_KEYS: JSON.stringify(h.config.apiKeys) } }),
+      settings: loadQueueSettings({ QUEUE_PREFIX: 'down' }),
+      log: createLogger({ level: 'silent' }),
+      store: h.store,
+      defaultMetrics: false,
+    });
+    gw.deps.redis.on('error', () => undefined);
+    try {
+      const app = createApp(gw.deps);
+      const res = await app.request('/v1/jobs/abc', { headers: { authorization: `Bearer ${KEYS.alpha}` } });
+      expect(res.status).toBe(503);
+      expect(res.headers.get('retry-after')).toBe('2');
+      expect((await problemOf(res)).type).toBe('/problems/unavailable');
+      expect((await app.request('/readyz')).status).toBe(503);
+    } finally {
+      gw.deps.redis.disconnect();
+      await gw.close().catch(() => undefined);
+    }
   });
 });
