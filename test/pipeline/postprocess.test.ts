@@ -3,7 +3,7 @@
 // multi-target unions, ties. Expected values come from model/mvp_lm/postprocess.py run on the same arrays.
 import { describe, expect, it } from 'vitest';
 import { Task } from '../../contracts/task.js';
-import { geometryFor } from '../../workers/pipeline/postprocess/geometry.js';
+import { geometryFor, MaskResizer } from '../../workers/pipeline/postprocess/geometry.js';
 import { postprocessTask } from '../../workers/pipeline/postprocess/index.js';
 import type { PostprocessConstants, RawOutputs } from '../../workers/pipeline/postprocess/types.js';
 import type { TaskResult } from '../../contracts/result.js';
@@ -111,5 +111,33 @@ describe('post-processing parity on synthetic decoder outputs', () => {
     expect(noTarget).toBeGreaterThan(0);
     const panopticSegments = expected.filter((_, i) => (CASES[i]!.task as { mode: string }).mode === 'panoptic').map((r) => r.detections.length);
     expect(Math.max(...panopticSegments)).toBeGreaterThan(2);
+  });
+});
+
+describe('mask support windows', () => {
+  it('contain every pixel whose resized logit exceeds the threshold', () => {
+    const sizes: [number, number][] = [[50, 80], [37, 23], [64, 64], [130, 90], [7, 300]];
+    let checked = 0;
+    const outside: string[] = [];
+    sizes.forEach(([h, w], g) => {
+      const raw = syntheticRaw(500 + g, 6, 1, 16, false);
+      const resizer = new MaskResizer(geometryFor({ height: h, width: w }, 64), 16);
+      const logits = new Float32Array(h * w);
+      for (let q = 0; q < raw.numQueries; q++) {
+        for (const threshold of [0, 1.5, -2]) {
+          resizer.logits(raw.masks, q, logits);
+          const win = resizer.support(raw.masks, q, threshold);
+          for (let y = 0; y < h; y++) {
+            for (let x = 0; x < w; x++) {
+              if (logits[y * w + x]! <= threshold) continue;
+              checked++;
+              if (!(win && y >= win.r0 && y < win.r1 && x >= win.c0 && x < win.c1)) outside.push(`${h}×${w} q ${q} (${y},${x}) thr ${threshold}`);
+            }
+          }
+        }
+      }
+    });
+    expect(outside).toEqual([]);
+    expect(checked).toBeGreaterThan(1000);
   });
 });

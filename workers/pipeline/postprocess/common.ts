@@ -34,18 +34,36 @@ export interface ScoredMask {
   inside: number;
 }
 
-/** Binary mask (logit > threshold) of one query at the original size and the mean probability inside it. */
-export function scoredMask(resizer: MaskResizer, masks: Float32Array, q: number, threshold: number, logits: Float32Array): ScoredMask {
-  resizer.logits(masks, q, logits);
+let scratch = new Float32Array(0);
+/** A reused buffer for one query's logits (post-processing runs one query at a time). */
+export function logitsBuffer(n: number): Float32Array {
+  if (scratch.length < n) scratch = new Float32Array(n);
+  return scratch;
+}
+
+/**
+ * Binary mask (logit > threshold) of one query at the original size and the mean probability inside it.
+ * Only the window where the logits can exceed the threshold is resized; the rest is outside the mask.
+ */
+export function scoredMask(resizer: MaskResizer, masks: Float32Array, q: number, threshold: number): ScoredMask {
+  const { width: w } = resizer.geom.original;
   const mask = new Uint8Array(resizer.pixels);
+  const win = resizer.support(masks, q, threshold);
+  if (!win) return { mask, area: 0, inside: 0 };
+  const ww = win.c1 - win.c0;
+  const logits = resizer.logits(masks, q, logitsBuffer((win.r1 - win.r0) * ww), win);
   let area = 0;
   let sum = 0;
-  for (let i = 0; i < mask.length; i++) {
-    const v = logits[i]!;
-    if (v > threshold) {
-      mask[i] = 1;
-      area++;
-      sum += sigmoid(v);
+  for (let r = win.r0; r < win.r1; r++) {
+    const o = (r - win.r0) * ww;
+    const m = r * w + win.c0;
+    for (let c = 0; c < ww; c++) {
+      const v = logits[o + c]!;
+      if (v > threshold) {
+        mask[m + c] = 1;
+        area++;
+        sum += sigmoid(v);
+      }
     }
   }
   return { mask, area, inside: Math.fround(Math.fround(sum) / Math.fround(area + 1e-6)) };

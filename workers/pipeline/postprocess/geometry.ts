@@ -104,10 +104,28 @@ export function resizePlane(
   return dst;
 }
 
+/** A window of the original image: rows [r0, r1) × columns [c0, c1). */
+export interface Window {
+  r0: number;
+  r1: number;
+  c0: number;
+  c1: number;
+}
+
+/** The outputs [lo, hi] of an axis whose taps read a source index in [s0, s1], or null (taps are monotonic). */
+function outputsReading(t: AxisTaps, s0: number, s1: number): [number, number] | null {
+  const n = t.i0.length;
+  let lo = 0;
+  while (lo < n && t.i1[lo]! < s0) lo++;
+  let hi = n - 1;
+  while (hi >= lo && t.i0[hi]! > s1) hi--;
+  return lo <= hi ? [lo, hi] : null;
+}
+
 /**
  * Mask logits of one query (M×M) → logits at the original size, via the padded frame and the valid crop.
- * Taps are computed once per image; the scratch buffer is reused for every query. Row bands [r0, r1) of the
- * output can be computed alone (only the intermediate rows they read are computed), to bound memory.
+ * Taps are computed once per image; the scratch buffer is reused for every query. A window of the output can be
+ * computed alone (only the intermediate rows it reads are computed), to bound memory or skip empty regions.
  */
 export class MaskResizer {
   private readonly padRows: AxisTaps;
@@ -116,6 +134,7 @@ export class MaskResizer {
   private readonly origCols: AxisTaps;
   private readonly cropped: Float32Array;
   readonly pixels: number;
+  readonly full: Window;
 
   constructor(readonly geom: Geometry, readonly maskSize: number) {
     const { imageSize: s, valid, original } = geom;
@@ -125,16 +144,53 @@ export class MaskResizer {
     this.origCols = axisTaps(valid.width, original.width);
     this.cropped = new Float32Array(valid.height * valid.width);
     this.pixels = original.height * original.width;
+    this.full = { r0: 0, r1: original.height, c0: 0, c1: original.width };
   }
 
-  /** Logits of query `q` of the [Q,M,M] `masks` at the original size, rows [r0, r1), written into `out`. */
-  logits(masks: Float32Array, q: number, out: Float32Array, r0 = 0, r1 = this.geom.original.height): Float32Array {
+  /**
+   * Logits of query `q` of the [Q,M,M] `masks` at the original size inside `win`, written row by row
+   * (width c1 - c0) into `out`.
+   */
+  logits(masks: Float32Array, q: number, out: Float32Array, win: Window = this.full): Float32Array {
     const m = this.maskSize;
     const plane = masks.subarray(q * m * m, (q + 1) * m * m);
-    const first = this.origRows.i0[r0]!;
-    const last = this.origRows.i1[r1 - 1]!;
-    resizePlane(plane, m, this.padRows, this.padCols, this.cropped.subarray(first * this.geom.valid.width), first, last + 1);
-    return resizePlane(this.cropped, this.geom.valid.width, this.origRows, this.origCols, out, r0, r1);
+    const first = this.origRows.i0[win.r0]!;
+    const last = this.origRows.i1[win.r1 - 1]!;
+    const vw = this.geom.valid.width;
+    resizePlane(plane, m, this.padRows, this.padCols, this.cropped.subarray(first * vw), first, last + 1);
+    const c = this.origCols;
+    const cols = win.c0 === 0 && win.c1 === c.i0.length ? c
+      : { i0: c.i0.subarray(win.c0, win.c1), i1: c.i1.subarray(win.c0, win.c1), w0: c.w0.subarray(win.c0, win.c1), w1: c.w1.subarray(win.c0, win.c1) };
+    return resizePlane(this.cropped, vw, this.origRows, cols, out, win.r0, win.r1);
+  }
+
+  /**
+   * The window outside which query `q`'s logits cannot exceed `threshold` (a bilinear output never exceeds its
+   * largest tap), or null when they exceed it nowhere. A small margin keeps float rounding on the safe side.
+   */
+  support(masks: Float32Array, q: number, threshold: number): Window | null {
+    const m = this.maskSize;
+    const base = q * m * m;
+    const t = threshold - 1e-6 * Math.max(1, Math.abs(threshold));
+    let y0 = m, y1 = -1, x0 = m, x1 = -1;
+    for (let y = 0; y < m; y++) {
+      const row = base + y * m;
+      for (let x = 0; x < m; x++) {
+        if (masks[row + x]! > t) {
+          if (y < y0) y0 = y;
+          y1 = y;
+          if (x < x0) x0 = x;
+          if (x > x1) x1 = x;
+        }
+      }
+    }
+    if (y1 < 0) return null;
+    const padR = outputsReading(this.padRows, y0, y1);
+    const padC = outputsReading(this.padCols, x0, x1);
+    if (!padR || !padC) return null;
+    const r = outputsReading(this.origRows, padR[0], padR[1]);
+    const c = outputsReading(this.origCols, padC[0], padC[1]);
+    return r && c ? { r0: r[0], r1: r[1] + 1, c0: c[0], c1: c[1] + 1 } : null;
   }
 }
 

@@ -23,7 +23,7 @@ export function semantic(raw: RawOutputs, task: WordsTask, resizer: MaskResizer,
     const n = (r1 - r0) * w;
     acc.fill(0);
     for (let q = 0; q < numK; q++) {
-      resizer.logits(raw.masks, q, logits, r0, r1);
+      resizer.logits(raw.masks, q, logits, { r0, r1, c0: 0, c1: w });
       const pq = q * cols;
       for (let i = 0; i < n; i++) {
         const s = sigmoid(logits[i]!);

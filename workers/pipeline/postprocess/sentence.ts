@@ -3,7 +3,7 @@
 // threshold, otherwise the union of the masks of the queries above the score threshold (at least the best one).
 import type { Detection } from '../../../contracts/result.js';
 import type { SentenceTask } from '../../../contracts/task.js';
-import { detection, scoredMask, type ScoredMask } from './common.js';
+import { detection, logitsBuffer, scoredMask, type ScoredMask } from './common.js';
 import { boxToOriginal, maskBox, MaskResizer, sigmoid } from './geometry.js';
 import type { PostprocessConstants, RawOutputs } from './types.js';
 
@@ -15,12 +15,11 @@ function sentenceScores(raw: RawOutputs, numK: number): Float32Array {
 
 export function sentenceSingle(raw: RawOutputs, task: SentenceTask, resizer: MaskResizer, c: PostprocessConstants, numK: number): Detection[] {
   const s = sentenceScores(raw, numK);
-  const scratch = new Float32Array(resizer.pixels);
   let best = -1;
   let bestScore = -Infinity;
   let bestMask: ScoredMask | undefined;
   for (let q = 0; q < numK; q++) {
-    const m = scoredMask(resizer, raw.masks, q, c.mask_logit_threshold, scratch);
+    const m = scoredMask(resizer, raw.masks, q, c.mask_logit_threshold);
     const total = Math.fround(s[q]! * m.inside);
     if (total > bestScore) {
       best = q;
@@ -54,10 +53,16 @@ export function sentenceMulti(
   if (chosen.length === 0) chosen = [best];
   const { original } = resizer.geom;
   const union = new Uint8Array(resizer.pixels);
-  const logits = new Float32Array(resizer.pixels);
   for (const q of chosen) {
-    resizer.logits(raw.masks, q, logits);
-    for (let i = 0; i < union.length; i++) if (logits[i]! > c.mask_logit_threshold) union[i] = 1;
+    const win = resizer.support(raw.masks, q, c.mask_logit_threshold);
+    if (!win) continue;
+    const ww = win.c1 - win.c0;
+    const logits = resizer.logits(raw.masks, q, logitsBuffer((win.r1 - win.r0) * ww), win);
+    for (let r = win.r0; r < win.r1; r++) {
+      const o = (r - win.r0) * ww;
+      const m = r * original.width + win.c0;
+      for (let x = 0; x < ww; x++) if (logits[o + x]! > c.mask_logit_threshold) union[m + x] = 1;
+    }
   }
   let area = 0;
   for (let i = 0; i < union.length; i++) area += union[i]!;

@@ -27,9 +27,8 @@ export function wordsTopK(
   const needMasks = withMaskScore || task.outputs.includes('masks');
   const masks = new Map<number, ScoredMask>();
   if (needMasks) {
-    const scratch = new Float32Array(resizer.pixels);
     for (const q of new Set(order.map((i) => Math.floor(i / phrases)))) {
-      masks.set(q, scoredMask(resizer, raw.masks, q, c.mask_logit_threshold, scratch));
+      masks.set(q, scoredMask(resizer, raw.masks, q, c.mask_logit_threshold));
     }
   }
   const { original } = resizer.geom;
