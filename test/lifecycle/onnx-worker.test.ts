@@ -6,7 +6,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PerceptionResult } from '../../contracts/result.js';
-import { resultKey, type S3BlobStore } from '../../lib/storage/index.js';
+import { overlayKey, resultKey, type S3BlobStore } from '../../lib/storage/index.js';
 import { ensureBundle } from '../pipeline/bundles.js';
 import { submit } from '../support/payloads.js';
 import { spawnTs, stopChild, waitForWorker } from '../support/processes.js';
@@ -45,6 +45,7 @@ describe('perception worker on the ONNX pipeline', () => {
       const stored = PerceptionResult.parse(JSON.parse((await s3.get(resultKey(p.job_id)))!.toString()));
       expect(stored.image).toEqual({ width: 96, height: 64 });
       expect(stored.job_id).toBe(p.job_id);
+      expect((await until('the overlay', () => s3.head(overlayKey(p.job_id)))).contentType).toBe('image/png');
     }
     expect((await q.queues.perception.getJobCounts('failed')).failed ?? 0).toBe(0);
   });

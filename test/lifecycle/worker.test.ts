@@ -1,10 +1,11 @@
 // The perception consumer in-process against real Redis and the real S3-protocol server, with the
-// deterministic test pipeline: success, cancel (queued, running), deadlines, bad input, unknown payload
+// deterministic test pipeline: success (result and overlay), cancel (queued, running), deadlines, bad input, unknown payload
 // versions, retry after a transient storage failure, and exhausted retries.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { PerceptionResult } from '../../contracts/result.js';
 import { createLogger } from '../../lib/log.js';
-import { resultKey, type BlobStore, type S3BlobStore } from '../../lib/storage/index.js';
+import sharp from 'sharp';
+import { overlayKey, resultKey, type BlobStore, type S3BlobStore } from '../../lib/storage/index.js';
 import { startPerceptionWorker, type PerceptionWorker } from '../../workers/perception/worker.js';
 import type { JobOutcome } from '../../workers/perception/processor.js';
 import { FlakyBlobStore } from '../support/flaky-blob-store.js';
@@ -25,6 +26,14 @@ async function startWorker(blobs: BlobStore = s3): Promise<PerceptionWorker> {
   running = await startPerceptionWorker({ redis: q.redis, settings: q.settings, store: q.store, blobs, pipeline: await createPipeline(), log });
   running.worker.on('completed', (job, outcome) => outcomes.set(String(job.id), outcome));
   return running;
+}
+
+/** The BullMQ entry once BullMQ has failed it (the record is marked failed first, then the error is thrown). */
+function failedEntry(id: string) {
+  return until(`BullMQ to fail ${id}`, async () => {
+    const j = await q.queues.perception.getJob(id);
+    return (await j?.getState()) === 'failed' ? j : null;
+  });
 }
 
 beforeAll(async () => {
@@ -53,6 +62,9 @@ describe('perception worker', () => {
     expect(stored.image).toEqual({ width: 64, height: 48 });
     expect(stored.tasks[0]!.detections.map((d) => d.phrase)).toEqual(['person', 'frisbee']);
     expect(Date.parse(v!.started_at!)).toBeLessThanOrEqual(Date.parse(v!.finished_at!));
+    // The overlay follows the success (rendered in the worker's overlay thread).
+    const png = await until('the overlay', () => s3.get(overlayKey(p.job_id)));
+    expect(await sharp(png).metadata()).toMatchObject({ format: 'png', width: 64, height: 48 });
   });
 
   it('never runs a job canceled while queued', async () => {
@@ -105,8 +117,7 @@ describe('perception worker', () => {
     const v = await q.store.waitForTerminal(p.job_id, 20_000);
     expect(v).toMatchObject({ status: 'failed', attempts: 1, error: { type: '/problems/invalid-input', status: 422 } });
     expect(v?.error?.errors?.[0]?.pointer).toBe('/tasks/0');
-    const entry = await q.queues.perception.getJob(p.job_id);
-    expect(entry?.attemptsMade).toBe(1);
+    expect((await failedEntry(p.job_id)).attemptsMade).toBe(1);
   });
 
   it('fails a job whose input image is missing from storage without retrying', async () => {
@@ -120,13 +131,14 @@ describe('perception worker', () => {
 
   it('rejects a payload version it does not know with an UnrecoverableError', async () => {
     const p = await submit(q.store, s3, image);
-    const entry = await q.queues.perception.getJob(p.job_id);
-    await entry!.updateData({ ...p, v: 99 });
+    await (await q.queues.perception.getJob(p.job_id))!.updateData({ ...p, v: 99 });
     await startWorker();
     const v = await q.store.waitForTerminal(p.job_id, 20_000);
     expect(v).toMatchObject({ status: 'failed', attempts: 0, error: { type: '/problems/unsupported-job-version' } });
     expect(v?.error?.detail).toMatch(/version 99/);
-    expect((await q.queues.perception.getJob(p.job_id))?.failedReason).toMatch(/version 99/);
+    const failed = await failedEntry(p.job_id);
+    expect(failed.failedReason).toMatch(/version 99/);
+    expect(failed.attemptsMade).toBe(1);
   });
 
   it('retries a transient storage failure with backoff and then succeeds', async () => {

@@ -1,5 +1,6 @@
 // Processes one perception job: validate the payload, honour cancel and deadline, read the image,
-// run the pipeline with stage hooks, write the result (idempotent: keyed by job id), finish the record.
+// run the pipeline with stage hooks, write the result (idempotent: keyed by job id), finish the record,
+// then render the overlay PNG.
 // Transient failures (storage, network, Redis) are rethrown so BullMQ retries them with backoff; bad input
 // fails the job at once with UnrecoverableError.
 import { UnrecoverableError, type Job } from 'bullmq';
@@ -8,8 +9,9 @@ import { PerceptionResult } from '../../contracts/result.js';
 import type { Logger } from '../../lib/log.js';
 import type { MetricsRecorder } from '../../lib/metrics.js';
 import { problems, type JobStore, type StopReason } from '../../lib/queue/index.js';
-import { resultKey, type BlobStore } from '../../lib/storage/index.js';
+import { overlayKey, resultKey, type BlobStore } from '../../lib/storage/index.js';
 import { PipelineCanceled, PipelineInputError, type PerceptionPipeline } from '../pipeline/types.js';
+import type { OverlayRenderer } from './overlay-renderer.js';
 import { StageClock } from './stage-clock.js';
 
 export interface ProcessorDeps {
@@ -19,6 +21,8 @@ export interface ProcessorDeps {
   metrics: MetricsRecorder;
   workerId: string;
   log: Logger;
+  /** Renders jobs/{id}/overlay.png after a success; absent: no overlays. */
+  overlays?: OverlayRenderer;
 }
 
 export type JobOutcome = 'succeeded' | 'failed' | 'canceled' | 'expired' | 'skipped';
@@ -112,6 +116,13 @@ export function createPerceptionProcessor(deps: ProcessorDeps): (job: Job) => Pr
         return 'skipped';
       }
       log.info({ timings_ms: clock.timings }, 'job succeeded');
+      if (deps.overlays) {
+        // After the success, so the job's latency does not include it; best effort, the result stands either way.
+        await deps.overlays
+          .render(image, checked.data)
+          .then((png) => blobs.put(overlayKey(id), png, 'image/png'))
+          .catch((err: Error) => log.warn({ err: err.message }, 'overlay not written'));
+      }
       return 'succeeded';
     } catch (e) {
       await stopClock();

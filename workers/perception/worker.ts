@@ -10,6 +10,7 @@ import { MetricsRecorder } from '../../lib/metrics.js';
 import { problems, startHeartbeat, type JobStore, type QueueSettings } from '../../lib/queue/index.js';
 import type { BlobStore } from '../../lib/storage/index.js';
 import type { PerceptionPipeline } from '../pipeline/types.js';
+import { OverlayRenderer } from './overlay-renderer.js';
 import { createPerceptionProcessor, type JobOutcome } from './processor.js';
 
 export interface PerceptionWorkerOptions {
@@ -20,6 +21,8 @@ export interface PerceptionWorkerOptions {
   blobs: BlobStore;
   pipeline: PerceptionPipeline;
   log: Logger;
+  /** Render overlay PNGs after each success (default true). */
+  overlays?: boolean;
 }
 
 export interface PerceptionWorker {
@@ -32,6 +35,7 @@ export interface PerceptionWorker {
 export async function startPerceptionWorker(opts: PerceptionWorkerOptions): Promise<PerceptionWorker> {
   const { redis, settings, store, log } = opts;
   const id = `${os.hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+  const overlays = opts.overlays === false ? undefined : new OverlayRenderer();
   const processor = createPerceptionProcessor({
     store,
     blobs: opts.blobs,
@@ -39,6 +43,7 @@ export async function startPerceptionWorker(opts: PerceptionWorkerOptions): Prom
     metrics: new MetricsRecorder(redis, settings.prefix),
     workerId: id,
     log: log.child({ worker_id: id }),
+    overlays,
   });
   const worker = new Worker<unknown, JobOutcome>(PERCEPTION_QUEUE, processor, {
     connection: redis,
@@ -73,6 +78,7 @@ export async function startPerceptionWorker(opts: PerceptionWorkerOptions): Prom
     async close() {
       await worker.close();
       await heartbeat.stop();
+      await overlays?.close();
     },
   };
 }
