@@ -19,7 +19,7 @@ const Env = z.object({
   WORKER_MAX_STALLED: z.coerce.number().int().min(0).max(10).default(2),
   /** A live worker refreshes its heartbeat this often; readiness trusts it for 3 intervals. */
   HEARTBEAT_MS: ms(5_000),
-  /** Webhook retries: exponential from BASE, capped at MAX, with jitter (defaults spread 12 attempts over ~9 h). */
+  /** Webhook retries: exponential from BASE, capped at MAX, with jitter (defaults spread 12 attempts over 4–8 h). */
   WEBHOOK_BACKOFF_BASE_MS: ms(30_000),
   WEBHOOK_BACKOFF_MAX_MS: ms(2 * 3600_000),
   WEBHOOK_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(16),

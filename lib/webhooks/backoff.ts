@@ -1,7 +1,7 @@
 // Retry schedule of webhook deliveries: exponential from `baseMs`, capped at `maxMs`, with jitter in
 // [50%, 100%] of that. The jitter is derived from the webhook id and the attempt number rather than
 // Math.random, so the worker can tell the receiver's owner (on the job) when the next attempt is due and
-// BullMQ computes the same delay. Defaults (30 s base, 2 h cap, 12 attempts) spread retries over ~9 hours.
+// BullMQ computes the same delay. Defaults (30 s base, 2 h cap, 12 attempts) spread the 11 retries over 4–8 hours (ceilings sum to 8.1 h).
 import { createHash } from 'node:crypto';
 import type { BackoffStrategy } from 'bullmq';
 
