@@ -9,7 +9,7 @@ import { auth } from './middleware/auth.js';
 import { Idempotency } from './middleware/idempotency.js';
 import { httpMetrics } from './middleware/metrics.js';
 import { notFound, onError } from './middleware/problem.js';
-import { rateLimit } from './middleware/rate-limit.js';
+import { RateLimiter, rateLimit } from './middleware/rate-limit.js';
 import { requestId } from './middleware/request-id.js';
 import { docsRoutes } from './routes/docs.js';
 import { healthRoutes } from './routes/health.js';
@@ -30,13 +30,18 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.route('/', docsRoutes());
 
   const v1 = new Hono<AppEnv>();
-  v1.use('*', auth(deps.config.apiKeys), rateLimit(deps.redis, gatewayPrefix));
+  const limiter = new RateLimiter(deps.redis, gatewayPrefix);
+  const limit = rateLimit(limiter);
+  v1.use('*', auth(deps.config.apiKeys));
+  // POST /perceive counts itself against the rate limit (in its one pipelined round trip); the rest here.
+  v1.use('*', async (c, next) => (c.req.method === 'POST' && c.req.path === '/v1/perceive' ? next() : limit(c, next)));
   v1.post(
     '/perceive',
     perceive({
       ...deps,
       allowlist,
       gatewayPrefix,
+      limiter,
       idempotency: new Idempotency(deps.redis, gatewayPrefix),
       quotaKeys: { quota: (keyId) => `${gatewayPrefix}:quota:${keyId}`, jobRecordPrefix: jobKey('') },
     }),

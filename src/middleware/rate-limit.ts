@@ -1,30 +1,53 @@
-// Per-key rate limit in Redis: a fixed window counter (INCR + PEXPIRE, auto-pipelined into one round trip).
+// Per-key rate limit in Redis: a fixed window counter (INCR + PEXPIRE, auto-pipelined into one write).
 // Every answer carries the IETF RateLimit-Policy / RateLimit headers; a refused request gets 429 with
-// Retry-After.
-import type { MiddlewareHandler } from 'hono';
+// Retry-After. POST /v1/perceive calls the limiter itself so its count travels in the same round trip as
+// the quota reservation and the image probe; every other /v1 route uses the middleware.
+import type { Context, MiddlewareHandler } from 'hono';
 import type { Redis } from 'ioredis';
+import type { ApiKeyConfig } from '../../lib/config.js';
 import type { AppEnv } from '../context.js';
 import { ProblemError } from './problem.js';
 
-export function rateLimit(redis: Redis, keyPrefix: string): MiddlewareHandler<AppEnv> {
-  return async (c, next) => {
-    const { id, rate_limit: limit, rate_limit_window_s: windowS } = c.var.apiKey;
-    const windowMs = windowS * 1000;
+export interface RateState {
+  key: ApiKeyConfig;
+  count: number;
+  resetS: number;
+}
+
+export class RateLimiter {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+  ) {}
+
+  /** Counts one request of `key` in the current window. */
+  async hit(key: ApiKeyConfig): Promise<RateState> {
+    const windowMs = key.rate_limit_window_s * 1000;
     const now = Date.now();
     const window = Math.floor(now / windowMs);
-    const key = `${keyPrefix}:rl:${id}:${window}`;
-    const [count] = await Promise.all([redis.incr(key), redis.pexpire(key, windowMs)]);
-    const resetS = Math.max(1, Math.ceil(((window + 1) * windowMs - now) / 1000));
-    const headers = {
-      'ratelimit-policy': `"per-key";q=${limit};w=${windowS}`,
-      ratelimit: `"per-key";r=${Math.max(0, limit - count)};t=${resetS}`,
-    };
-    if (count > limit) {
-      throw new ProblemError(429, 'rate-limited', 'Too many requests',
-        `key ${id} may make ${limit} requests per ${windowS} s; retry in ${resetS} s`, undefined,
-        { ...headers, 'retry-after': String(resetS) });
-    }
-    for (const [h, v] of Object.entries(headers)) c.header(h, v);
+    const k = `${this.prefix}:rl:${key.id}:${window}`;
+    const [count] = await Promise.all([this.redis.incr(k), this.redis.pexpire(k, windowMs)]);
+    return { key, count, resetS: Math.max(1, Math.ceil(((window + 1) * windowMs - now) / 1000)) };
+  }
+}
+
+/** Sets the RateLimit headers, or throws 429 when the window's budget is spent. */
+export function applyRateLimit(c: Context<AppEnv>, { key, count, resetS }: RateState): void {
+  const headers = {
+    'ratelimit-policy': `"per-key";q=${key.rate_limit};w=${key.rate_limit_window_s}`,
+    ratelimit: `"per-key";r=${Math.max(0, key.rate_limit - count)};t=${resetS}`,
+  };
+  if (count > key.rate_limit) {
+    throw new ProblemError(429, 'rate-limited', 'Too many requests',
+      `key ${key.id} may make ${key.rate_limit} requests per ${key.rate_limit_window_s} s; retry in ${resetS} s`, undefined,
+      { ...headers, 'retry-after': String(resetS) });
+  }
+  for (const [h, v] of Object.entries(headers)) c.header(h, v);
+}
+
+export function rateLimit(limiter: RateLimiter): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    applyRateLimit(c, await limiter.hit(c.var.apiKey));
     await next();
   };
 }

@@ -1,7 +1,7 @@
 // POST /v1/perceive: validate everything, store the input image, create the job, answer 202 + Location
-// (or 200 with the finished job under `Prefer: wait=N`). Hot path for s3 references: the idempotency
-// claim, the quota reservation and the probe-cache read are issued in the same tick, so ioredis
-// auto-pipelining sends them as one round trip; then the job store's create.
+// (or 200 with the finished job under `Prefer: wait=N`). Hot path for s3 references: the rate-limit count,
+// the idempotency claim, the quota reservation and the probe-cache read are issued in the same tick, so
+// ioredis auto-pipelining sends them as one round trip; then the job store's create.
 import { createHash, randomUUID } from 'node:crypto';
 import type { Context } from 'hono';
 import { JOB_SCHEMA_VERSION, type JobPayload } from '../../contracts/job.js';
@@ -14,6 +14,7 @@ import { resolveImage, type ResolvedImage } from '../intake/image.js';
 import { readPerceiveRequest, type ParsedRequest } from '../intake/request.js';
 import { Idempotency, parseIdempotencyKey, type Claim } from '../middleware/idempotency.js';
 import { ProblemError } from '../middleware/problem.js';
+import { applyRateLimit, type RateLimiter } from '../middleware/rate-limit.js';
 import { releaseJobSlot, reserveJobSlot, type QuotaKeys } from '../middleware/quota.js';
 import { maxRequestBytes, MAX_WAIT_S } from '../schemas/perceive.js';
 import { jobLinks, toPublicJob } from '../schemas/job.js';
@@ -37,6 +38,7 @@ function fingerprint(req: ParsedRequest): string {
 export interface PerceiveDeps extends AppDeps {
   allowlist: Allowlist;
   idempotency: Idempotency;
+  limiter: RateLimiter;
   quotaKeys: QuotaKeys;
   gatewayPrefix: string;
 }
@@ -55,17 +57,26 @@ export function perceive(d: PerceiveDeps) {
 
   return async (c: Context<AppEnv>): Promise<Response> => {
     const key = c.var.apiKey;
-    const idemKey = parseIdempotencyKey(c.req.header('idempotency-key'));
+    let idemKey: string | null;
+    let req: ParsedRequest;
+    try {
+      idemKey = parseIdempotencyKey(c.req.header('idempotency-key'));
+      req = await readPerceiveRequest(c, maxImageBytes, maxRequestBytes(maxImageBytes));
+      checkRequestCaps(req.fields, config.limits, d.allowlist, req.base);
+    } catch (e) {
+      // Refused requests count too (and are 429 once the budget is spent), so invalid bodies cannot flood.
+      applyRateLimit(c, await d.limiter.hit(key));
+      throw e;
+    }
     const waitS = preferredWaitS(c.req.header('prefer'));
-    const req = await readPerceiveRequest(c, maxImageBytes, maxRequestBytes(maxImageBytes));
-    checkRequestCaps(req.fields, config.limits, d.allowlist, req.base);
 
     const jobId = randomUUID();
     const createdAt = Date.now();
     const deadlineAt = createdAt + (req.fields.deadline_s !== undefined ? req.fields.deadline_s * 1000 : config.jobDeadlineMs);
     const fp = idemKey ? fingerprint(req) : '';
 
-    const [claimR, slotR, imageR] = await Promise.allSettled([
+    const [rateR, claimR, slotR, imageR] = await Promise.allSettled([
+      d.limiter.hit(key),
       idemKey ? d.idempotency.claim(key.id, idemKey, fp, jobId) : Promise.resolve<Claim>({ kind: 'new' }),
       reserveJobSlot(redis, d.quotaKeys, key.id, jobId, key.max_concurrent_jobs, deadlineAt),
       resolveImage(req.image, { config, redis, store, allowlist: d.allowlist, cachePrefix: d.gatewayPrefix }),
@@ -76,6 +87,13 @@ export function perceive(d: PerceiveDeps) {
         idemKey && claimR.status === 'fulfilled' && claimR.value.kind === 'new' ? d.idempotency.release(key.id, idemKey) : undefined,
       ]);
     };
+    try {
+      if (rateR.status === 'rejected') throw rateR.reason;
+      applyRateLimit(c, rateR.value);
+    } catch (e) {
+      await undo();
+      throw e;
+    }
     if (claimR.status === 'fulfilled' && claimR.value.kind === 'replay') {
       await undo();
       const prior = await jobs.get(claimR.value.jobId);

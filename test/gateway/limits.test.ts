@@ -32,6 +32,24 @@ describe('rate limit', () => {
     // Other keys are not affected.
     expect((await h.get('/v1/jobs/none', KEYS.alpha)).status).toBe(404);
   });
+
+  it('counts POST /v1/perceive too, invalid bodies included, and a refused submit creates no job', async () => {
+    const fresh = await openHarness();
+    try {
+      const ok = await fresh.post(body, { key: KEYS.tight });
+      expect(ok.status).toBe(202);
+      expect(ok.headers.get('ratelimit')).toMatch(/^"per-key";r=2;t=\d+$/);
+      expect((await fresh.post({ tasks: 'nope' }, { key: KEYS.tight })).status).toBe(422);
+      expect((await fresh.post(body, { key: KEYS.tight })).status).toBe(202);
+      const refused = await fresh.post(body, { key: KEYS.tight });
+      expect(refused.status).toBe(429);
+      expect(refused.headers.get('retry-after')).toMatch(/^\d+$/);
+      expect((await fresh.post({ tasks: 'nope' }, { key: KEYS.tight })).status).toBe(429);
+      expect((await fresh.queue.getJobCounts('waiting')).waiting).toBe(2);
+    } finally {
+      await fresh.close();
+    }
+  });
 });
 
 describe('concurrent-job quota', () => {
