@@ -149,6 +149,18 @@ describe('gateway Lambda handler (API Gateway v2 events)', () => {
     expect(Buffer.from(o.body, 'base64')).toEqual(overlay);
   });
 
+  it('large images: POST /v1/uploads through the Lambda answers a presigned PUT for the bucket', async () => {
+    const res = await invoke(a, httpEvent('POST', '/v1/uploads', {
+      headers: { ...bearer(), 'content-type': 'application/json' },
+      body: JSON.stringify({ content_type: 'image/jpeg', size_bytes: 100_000 }),
+    }));
+    expect(res.statusCode).toBe(201);
+    const up = json<{ method: string; url: string; s3: string }>(res);
+    expect(up.method).toBe('PUT');
+    expect(up.s3.startsWith(`s3://${h.bucket}/uploads/alpha/`)).toBe(true);
+    expect(new URL(up.url).searchParams.get('X-Amz-SignedHeaders')).toBe('content-length;content-type;host');
+  });
+
   it('Idempotency-Key holds across Lambda instances (state lives in Redis, not in the process)', async () => {
     const headers = { ...bearer(), 'content-type': 'application/json', 'idempotency-key': `k-${randomUUID()}` };
     const first = await invoke(a, httpEvent('POST', '/v1/perceive', { headers, body }));

@@ -11,28 +11,22 @@ import { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AppEnv } from '../../src/context.js';
 import { auth } from '../../src/middleware/auth.js';
-import { notFound, onError } from '../../src/middleware/problem.js';
+import { onError } from '../../src/middleware/problem.js';
 import { requestId } from '../../src/middleware/request-id.js';
 import { uploadRoutes } from '../../src/routes/uploads.js';
 import { Upload, UPLOAD_URL_TTL_S } from '../../src/schemas/uploads.js';
 import { KEYS, openHarness, png, problemOf, WORDS, type Harness } from '../gateway/harness.js';
 
 let h: Harness;
-let app: Hono<AppEnv>;
 
 beforeAll(async () => {
   h = await openHarness();
-  // The route behind the gateway's real auth and error handling, as src/app.ts mounts it under /v1.
-  app = new Hono<AppEnv>();
-  app.onError(onError);
-  app.notFound(notFound);
-  app.use('*', requestId(h.deps.log), auth(h.config.apiKeys));
-  app.route('/v1/uploads', uploadRoutes(h.deps));
 });
 afterAll(() => h.close());
 
+// Through the gateway as src/app.ts builds it (auth, rate limit, problem+json).
 const ask = (body: unknown, headers: Record<string, string> = {}) =>
-  app.request('/v1/uploads', {
+  h.app.request('/v1/uploads', {
     method: 'POST',
     headers: { authorization: `Bearer ${KEYS.alpha}`, 'content-type': 'application/json', ...headers },
     body: typeof body === 'string' ? body : JSON.stringify(body),
@@ -111,7 +105,7 @@ describe('POST /v1/uploads', () => {
 
     expect((await problemOf(await ask('{"content_type":', {}))).status).toBe(400);
     expect((await ask('x', { 'content-type': 'text/plain' })).status).toBe(415);
-    const anon = await app.request('/v1/uploads', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    const anon = await h.app.request('/v1/uploads', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
     expect(anon.status).toBe(401);
   });
 
