@@ -3,7 +3,6 @@
 // the probe is cached in Redis for PROBE_TTL_S, so repeated submits of the same object cost one Redis GET
 // instead of a storage read and a decode. If the object is replaced within that time the worker still
 // decodes the real bytes and fails the job with a problem if they are bad.
-import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { assertValidKey, type BlobStore } from '../../lib/storage/index.js';
 import { JOBS_PREFIX } from '../../lib/storage/keys.js';
@@ -37,7 +36,7 @@ export interface S3RefDeps {
 }
 
 export async function probeS3Ref(key: string, d: S3RefDeps): Promise<ImageInfo> {
-  const cacheKey = `${d.cachePrefix}:probe:${createHash('sha256').update(key).digest('base64url')}`;
+  const cacheKey = `${d.cachePrefix}:probe:${key}`;
   const cached = await d.redis.get(cacheKey);
   if (cached) return JSON.parse(cached) as ImageInfo;
   const head = await d.store.head(key);
