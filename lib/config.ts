@@ -107,12 +107,20 @@ function parseApiKeys(json: string, source: string): ApiKeyConfig[] {
   }
   const r = z.array(ApiKeyConfig).safeParse(raw);
   if (!r.success) throw new ConfigError(`${source}: ${issuesText(r.error, 'entry ')}`);
-  const ids = new Set<string>();
-  for (const k of r.data) {
-    if (ids.has(k.id)) throw new ConfigError(`${source}: duplicate key id "${k.id}"`);
-    ids.add(k.id);
-  }
   return r.data;
+}
+
+/** Ids name keys on jobs and in logs, hashes find them: both must be unique across all sources. */
+function assertUniqueKeys(keys: ApiKeyConfig[]): void {
+  const ids = new Set<string>();
+  const hashes = new Map<string, string>();
+  for (const k of keys) {
+    if (ids.has(k.id)) throw new ConfigError(`API keys: duplicate key id "${k.id}"`);
+    const other = hashes.get(k.key_sha256);
+    if (other) throw new ConfigError(`API keys: "${k.id}" and "${other}" have the same key_sha256`);
+    ids.add(k.id);
+    hashes.set(k.key_sha256, k.id);
+  }
 }
 
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
@@ -124,6 +132,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     ...(e.API_KEYS ? parseApiKeys(e.API_KEYS, 'API_KEYS') : []),
     ...(e.API_KEYS_FILE ? parseApiKeys(readFileSync(e.API_KEYS_FILE, 'utf8'), `API_KEYS_FILE ${e.API_KEYS_FILE}`) : []),
   ];
+  assertUniqueKeys(apiKeys);
   return {
     port: e.PORT,
     host: e.HOST,

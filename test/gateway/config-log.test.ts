@@ -1,4 +1,7 @@
 // Configuration parsing (errors name the variable and entry) and log redaction of secrets.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { hashApiKey, loadConfig } from '../../lib/config.js';
@@ -12,6 +15,16 @@ describe('loadConfig', () => {
     expect(c.storage).toEqual({ driver: 'fs', dir: '.data/storage', bucket: 'local' });
     expect(c.apiKeys[0]).toMatchObject({ id: 'k1', rate_limit: 600, rate_limit_window_s: 60, max_concurrent_jobs: 16 });
     expect(c.urlAllowlist).toEqual(['a.example', '10.0.0.0/8']);
+  });
+
+  it('reads keys from API_KEYS_FILE as well', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'keys-'));
+    const file = path.join(dir, 'keys.json');
+    writeFileSync(file, JSON.stringify([{ ...key, id: 'from-file', key_sha256: hashApiKey('file-key') }]));
+    const c = loadConfig({ API_KEYS: JSON.stringify([key]), API_KEYS_FILE: file });
+    expect(c.apiKeys.map((k) => k.id)).toEqual(['k1', 'from-file']);
+    expect(() => loadConfig({ API_KEYS_FILE: file, API_KEYS: JSON.stringify([{ ...key, key_sha256: hashApiKey('file-key') }]) })).toThrow(/same key_sha256/);
+    expect(() => loadConfig({ API_KEYS_FILE: file, API_KEYS: JSON.stringify([{ ...key, id: 'from-file' }]) })).toThrow(/duplicate key id "from-file"/);
   });
 
   it('names what is wrong', () => {
