@@ -76,6 +76,8 @@ describe('worker processes', () => {
       queues: [q.queues.perception, q.queues.webhooks],
       defaultMetrics: false,
     });
+    // The BullMQ entry completes after the overlay is rendered, a little after the job record succeeded.
+    await until('the BullMQ entry to complete', async () => ((await q.queues.perception.getJobCounts('completed')).completed ?? 0) === 1);
     const text = await registry.metrics();
     expect(text).toMatch(/mvp_queue_jobs\{queue="perception",state="waiting"\} 0/);
     expect(text).toMatch(/mvp_queue_jobs\{queue="perception",state="completed"\} 1/);

@@ -30,10 +30,9 @@ async function startWorker(blobs: BlobStore = s3): Promise<PerceptionWorker> {
 
 /** The BullMQ entry once BullMQ has failed it (the record is marked failed first, then the error is thrown). */
 function failedEntry(id: string) {
-  return until(`BullMQ to fail ${id}`, async () => {
-    const j = await q.queues.perception.getJob(id);
-    return (await j?.getState()) === 'failed' ? j : null;
-  });
+  return until(`BullMQ to fail ${id}`, async () =>
+    (await q.queues.perception.getJobState(id)) === 'failed' ? q.queues.perception.getJob(id) : null,
+  );
 }
 
 beforeAll(async () => {

@@ -1,4 +1,4 @@
-// Renders overlays in one long-lived worker thread (overlay-thread.ts), started on first use.
+// Renders overlays in one long-lived worker thread (overlay-thread.ts), started by warmUp() or on first use.
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
@@ -33,6 +33,11 @@ export class OverlayRenderer {
     thread.on('exit', (code) => fail(new Error(`overlay thread exited (code ${code})`)));
     thread.unref();
     return thread;
+  }
+
+  /** Starts the thread now, so the first job does not wait for it to load. */
+  warmUp(): void {
+    this.thread ??= this.start();
   }
 
   render(image: Uint8Array, result: PerceptionResult): Promise<Buffer> {

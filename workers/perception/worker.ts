@@ -36,6 +36,7 @@ export async function startPerceptionWorker(opts: PerceptionWorkerOptions): Prom
   const { redis, settings, store, log } = opts;
   const id = `${os.hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   const overlays = opts.overlays === false ? undefined : new OverlayRenderer();
+  overlays?.warmUp();
   const processor = createPerceptionProcessor({
     store,
     blobs: opts.blobs,
