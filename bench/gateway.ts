@@ -93,13 +93,13 @@ const config = loadConfig({
 const prefix = `bench${randomBytes(3).toString('hex')}`;
 const gw = openGatewayDeps({ config, settings: loadQueueSettings({ QUEUE_PREFIX: prefix }), log: createLogger({ level: 'warn' }), defaultMetrics: false });
 const image = await sharp({ create: { width: 640, height: 480, channels: 3, background: '#3a6' } }).jpeg().toBuffer();
-await gw.deps.store.put('uploads/bench.jpg', image, 'image/jpeg');
+await gw.deps.store.put('images/bench.jpg', image, 'image/jpeg');
 const app = createApp(gw.deps);
 const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' });
 await new Promise((r) => server.once('listening', r));
 const url = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
 
-const body = JSON.stringify({ image: { s3: 's3://bench/uploads/bench.jpg' }, tasks: [{ type: 'words', phrases: ['person', 'dog', 'frisbee'] }] });
+const body = JSON.stringify({ image: { s3: 's3://bench/images/bench.jpg' }, tasks: [{ type: 'words', phrases: ['person', 'dog', 'frisbee'] }] });
 const perceive = {
   url: `${url}/v1/perceive`,
   method: 'POST',

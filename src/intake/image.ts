@@ -21,11 +21,12 @@ export interface IntakeDeps {
   cachePrefix: string;
 }
 
-export async function resolveImage(src: ImageSource, d: IntakeDeps): Promise<ResolvedImage> {
+/** `keyId`: the API key submitting (s3 references to another key's uploads are refused). */
+export async function resolveImage(src: ImageSource, keyId: string, d: IntakeDeps): Promise<ResolvedImage> {
   const { maxImageBytes, maxPixels, urlFetchTimeoutMs, urlMaxRedirects } = d.config.limits;
   switch (src.kind) {
     case 's3': {
-      const key = parseS3Ref(src.ref, d.config.storage.bucket);
+      const key = parseS3Ref(src.ref, d.config.storage.bucket, keyId);
       return { info: await probeS3Ref(key, { ...d, maxImageBytes, maxPixels }), storageKey: key };
     }
     case 'file':

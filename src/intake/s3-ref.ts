@@ -1,5 +1,6 @@
-// `s3://bucket/key` image references. Only the service's own bucket is readable, and keys under jobs/
-// (other jobs' inputs and results) are refused. A reference is probed once (head, get, probeImage) and
+// `s3://bucket/key` image references. Only the service's own bucket is readable, keys under jobs/ (other
+// jobs' inputs and results) are refused, and keys under uploads/{key id}/ (POST /v1/uploads) are readable
+// only by that API key. A reference is probed once (head, get, probeImage) and
 // the probe is cached in Redis for PROBE_TTL_S, so repeated submits of the same object cost one Redis GET
 // instead of a storage read and a decode. If the object is replaced within that time the worker still
 // decodes the real bytes and fails the job with a problem if they are bad.
@@ -7,18 +8,22 @@ import type { Redis } from 'ioredis';
 import { assertValidKey, type BlobStore } from '../../lib/storage/index.js';
 import { JOBS_PREFIX } from '../../lib/storage/keys.js';
 import { invalidField } from '../middleware/problem.js';
+import { UPLOADS_PREFIX } from '../routes/uploads.js';
 import { S3_REF } from '../schemas/perceive.js';
 import { probeImage, type ImageInfo } from './probe.js';
 
 const PROBE_TTL_S = 600;
 const POINTER = '/image/s3';
 
-export function parseS3Ref(ref: string, bucket: string): string {
+export function parseS3Ref(ref: string, bucket: string, keyId: string): string {
   const m = S3_REF.exec(ref);
   if (!m) throw invalidField(POINTER, 'must be s3://bucket/key');
   if (m[1] !== bucket) throw invalidField(POINTER, `bucket "${m[1]}" is not readable by this service (use "${bucket}")`, 's3-ref-refused');
   const key = m[2]!;
   if (key.startsWith(JOBS_PREFIX)) throw invalidField(POINTER, `keys under ${JOBS_PREFIX} are reserved`, 's3-ref-refused');
+  if (key.startsWith(UPLOADS_PREFIX) && !key.startsWith(`${UPLOADS_PREFIX}${keyId}/`)) {
+    throw invalidField(POINTER, 'this upload belongs to another API key', 's3-ref-refused');
+  }
   try {
     assertValidKey(key);
   } catch {

@@ -79,7 +79,7 @@ export function perceive(d: PerceiveDeps) {
       d.limiter.hit(key),
       idemKey ? d.idempotency.claim(key.id, idemKey, fp, jobId) : Promise.resolve<Claim>({ kind: 'new' }),
       reserveJobSlot(redis, d.quotaKeys, key.id, jobId, key.max_concurrent_jobs, deadlineAt),
-      resolveImage(req.image, { config, redis, store, allowlist: d.allowlist, cachePrefix: d.gatewayPrefix }),
+      resolveImage(req.image, key.id, { config, redis, store, allowlist: d.allowlist, cachePrefix: d.gatewayPrefix }),
     ]);
     const undo = async (): Promise<void> => {
       await Promise.all([

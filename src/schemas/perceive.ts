@@ -14,8 +14,8 @@ export const ImageInput = z
       description: 'An https URL the service fetches (size and time limited; private and metadata addresses refused).',
     }),
     s3: z.string().regex(S3_REF, 'must be s3://bucket/key').optional().openapi({
-      description: "An object in the service's own bucket (keys under jobs/ are reserved).",
-      example: 's3://uploads/images/dog.jpg',
+      description: "An object in the service's own bucket: keys under jobs/ are reserved; uploads/{key id}/… (from POST /v1/uploads) only for that API key.",
+      example: 's3://media/images/dog.jpg',
     }),
   })
   .refine((i) => [i.base64, i.url, i.s3].filter((v) => v !== undefined).length === 1, {

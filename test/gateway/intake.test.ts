@@ -72,10 +72,10 @@ describe('image intake', () => {
   });
 
   it('uses an s3:// reference in place, without copying it', async () => {
-    await h.store.put('uploads/cat.png', image, 'image/png');
-    const job = await accepted(await h.post({ image: { s3: `s3://${h.bucket}/uploads/cat.png` }, tasks: WORDS }));
+    await h.store.put('images/cat.png', image, 'image/png');
+    const job = await accepted(await h.post({ image: { s3: `s3://${h.bucket}/images/cat.png` }, tasks: WORDS }));
     const payload = await queuedPayload(job.id);
-    expect(payload.image).toEqual({ storage_key: 'uploads/cat.png', content_type: 'image/png', width: 64, height: 48, bytes: image.length });
+    expect(payload.image).toEqual({ storage_key: 'images/cat.png', content_type: 'image/png', width: 64, height: 48, bytes: image.length });
     expect(await h.store.head(inputKey(job.id))).toBeNull();
   });
 

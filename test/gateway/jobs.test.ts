@@ -154,6 +154,9 @@ describe('uploads', () => {
     expect(put.status).toBe(200);
     const job = await h.post({ image: { s3: up.s3 }, tasks: WORDS });
     expect(job.status).toBe(202);
+    const other = await h.post({ image: { s3: up.s3 }, tasks: WORDS }, { key: KEYS.beta });
+    expect(other.status).toBe(422);
+    expect((await problemOf(other)).type).toBe('/problems/s3-ref-refused');
     expect((await h.app.request('/v1/uploads', { method: 'POST' })).status).toBe(401);
   });
 });
