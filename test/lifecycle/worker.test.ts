@@ -79,7 +79,7 @@ describe('perception worker', () => {
 
   it('stops a job canceled while running at the next stage', async () => {
     await startWorker();
-    const p = await submit(q.store, s3, image, { phrases: ['test:slow=150'] });
+    const p = await submit(q.store, s3, image, { phrases: ['test:slow=300'] });
     await until('the job to reach the vision stage', async () => (await q.store.get(p.job_id))?.stage === 'vision');
     const flagged = await q.store.cancel(p.job_id);
     expect(flagged).toMatchObject({ status: 'running', cancel_requested: true });
@@ -102,7 +102,8 @@ describe('perception worker', () => {
 
   it('cancels a running job at the next stage once its deadline passes', async () => {
     await startWorker();
-    const p = await submit(q.store, s3, image, { deadlineMs: 400, phrases: ['test:slow=150'] });
+    // Five pipeline stages of 300 ms cannot finish within the 1 s deadline.
+    const p = await submit(q.store, s3, image, { deadlineMs: 1_000, phrases: ['test:slow=300'] });
     const v = await q.store.waitForTerminal(p.job_id, 20_000);
     expect(v?.status).toBe('canceled');
     expect(v?.error).toMatchObject({ type: '/problems/deadline-exceeded', status: 504 });
