@@ -8,30 +8,34 @@ import torch
 
 def sine_position_map(batch: int, height: int, width: int, num_feats: int, device=None, dtype=torch.float32,
                       temperature: float = 10000.0) -> torch.Tensor:
-    """Normalised sine encoding of an unmasked H×W map -> [B, 2*num_feats, H, W] (y features first)."""
+    """Normalised sine encoding of an unmasked H×W map -> [B, 2*num_feats, H, W] (y features first).
+
+    Computed in float32 and cast at the end: a float16 `Range` is not a valid ONNX op, so an fp16 export would
+    otherwise produce a graph ONNX Runtime refuses to load."""
     scale = 2 * math.pi
     eps = 1e-6
-    y = torch.arange(1, height + 1, device=device, dtype=dtype)[:, None].expand(height, width)
-    x = torch.arange(1, width + 1, device=device, dtype=dtype)[None, :].expand(height, width)
+    y = torch.arange(1, height + 1, device=device, dtype=torch.float32)[:, None].expand(height, width)
+    x = torch.arange(1, width + 1, device=device, dtype=torch.float32)[None, :].expand(height, width)
     y = y / (height + eps) * scale
     x = x / (width + eps) * scale
-    dim_t = torch.arange(num_feats, device=device, dtype=dtype)
+    dim_t = torch.arange(num_feats, device=device, dtype=torch.float32)
     dim_t = temperature ** (2 * torch.div(dim_t, 2, rounding_mode="floor") / num_feats)
     pos_x = _interleave_sin_cos(x[..., None] / dim_t)
     pos_y = _interleave_sin_cos(y[..., None] / dim_t)
     pos = torch.cat((pos_y, pos_x), dim=-1).permute(2, 0, 1)
-    return pos[None].expand(batch, -1, -1, -1)
+    return pos[None].expand(batch, -1, -1, -1).to(dtype)
 
 
 def sine_box_embedding(boxes: torch.Tensor, d_model: int) -> torch.Tensor:
     """DINO's `gen_sineembed_for_position`: [..., 4] sigmoid cx,cy,w,h -> [..., 2*d_model] ordered y, x, w, h."""
     half = d_model // 2
     scale = 2 * math.pi
-    dim_t = torch.arange(half, dtype=boxes.dtype, device=boxes.device)
+    dim_t = torch.arange(half, dtype=torch.float32, device=boxes.device)  # float32: see sine_position_map
     dim_t = 10000.0 ** (2 * torch.div(dim_t, 2, rounding_mode="floor") / half)
-    parts = [_interleave_sin_cos(boxes[..., i:i + 1] * scale / dim_t) for i in range(4)]
+    b = boxes.float()
+    parts = [_interleave_sin_cos(b[..., i:i + 1] * scale / dim_t) for i in range(4)]
     x, y, w, h = parts
-    return torch.cat((y, x, w, h), dim=-1)
+    return torch.cat((y, x, w, h), dim=-1).to(boxes.dtype)
 
 
 def _interleave_sin_cos(t: torch.Tensor) -> torch.Tensor:
