@@ -60,6 +60,7 @@ geoms.forEach(([original, imageSize], g) => {
   add(words('panoptic'), wordsRaw(g * 10 + 1));
   add(words('panoptic'), wordsRaw(g * 10 + 2), { panoptic_overlap_threshold: 0.3, panoptic_score_threshold: 0.05 });
   add(words('instance'), wordsRaw(g * 10 + 3));
+  add(words('instance', { score_threshold: 0.5 }), wordsRaw(g * 10 + 3)); // most pairs pruned before their masks
   add(words('detection', { outputs: ['boxes'] }), wordsRaw(g * 10 + 4));
   add(words('detection'), wordsRaw(g * 10 + 4), { mask_logit_threshold: 1.5 });
   add(words('semantic'), wordsRaw(g * 10 + 5));

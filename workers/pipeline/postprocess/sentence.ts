@@ -15,13 +15,17 @@ function sentenceScores(raw: RawOutputs, numK: number): Float32Array {
 
 export function sentenceSingle(raw: RawOutputs, task: SentenceTask, resizer: MaskResizer, c: PostprocessConstants, numK: number): Detection[] {
   const s = sentenceScores(raw, numK);
+  // total = score × mean mask prob ≤ score: visiting queries by falling score, those scoring below the best total
+  // so far cannot win and their masks are never resized. Ties go to the lower query index, as in the reference.
+  const byScore = [...s.keys()].sort((a, b) => s[b]! - s[a]! || a - b);
   let best = -1;
   let bestScore = -Infinity;
   let bestMask: ScoredMask | undefined;
-  for (let q = 0; q < numK; q++) {
+  for (const q of byScore) {
+    if (s[q]! < bestScore) break;
     const m = scoredMask(resizer, raw.masks, q, c.mask_logit_threshold);
     const total = Math.fround(s[q]! * m.inside);
-    if (total > bestScore) {
+    if (total > bestScore || (total === bestScore && q < best)) {
       best = q;
       bestScore = total;
       bestMask = m;

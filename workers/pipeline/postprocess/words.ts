@@ -24,11 +24,14 @@ export function wordsTopK(
     .sort((a, b) => flat[b]! - flat[a]! || a - b)
     .slice(0, Math.min(task.top_k, flat.length));
 
+  // score = class prob × mean mask prob ≤ class prob, so a pair whose class prob is below the threshold is
+  // dropped whatever its mask: only queries of the other pairs need their mask at the original size
   const needMasks = withMaskScore || task.outputs.includes('masks');
   const masks = new Map<number, ScoredMask>();
   if (needMasks) {
-    for (const q of new Set(order.map((i) => Math.floor(i / phrases)))) {
-      masks.set(q, scoredMask(resizer, raw.masks, q, c.mask_logit_threshold));
+    for (const i of order) {
+      const q = Math.floor(i / phrases);
+      if (flat[i]! >= task.score_threshold && !masks.has(q)) masks.set(q, scoredMask(resizer, raw.masks, q, c.mask_logit_threshold));
     }
   }
   const { original } = resizer.geom;
@@ -43,6 +46,7 @@ export function wordsTopK(
   for (const idx of order) {
     const q = Math.floor(idx / phrases);
     const p = idx % phrases;
+    if (flat[idx]! < task.score_threshold) continue;
     const m = masks.get(q);
     const score = flat[idx]! * (withMaskScore ? m!.inside : 1);
     if (score < task.score_threshold) continue;
