@@ -246,6 +246,16 @@ describe('what the images run', () => {
     }
   });
 
+  it('the compose stack\'s bucket init creates the bucket once and is a no-op afterwards', async () => {
+    const fresh = `dk-init-${randomBytes(4).toString('hex')}`;
+    const env = { ...process.env, ...s3Env(), S3_BUCKET: fresh };
+    expect((await run('node', ['docker/ensure-bucket.mjs'], { env })).stdout).toMatch(/created/);
+    expect((await run('node', ['docker/ensure-bucket.mjs'], { env })).stdout).toMatch(/exists/);
+    const store = new S3BlobStore({ bucket: fresh, region: 'us-east-1', endpoint: process.env.TEST_S3_ENDPOINT, forcePathStyle: true });
+    await store.put('probe', 'x', 'text/plain');
+    expect(await store.head('probe')).toMatchObject({ size: 1 });
+  });
+
   it('the worker entrypoint copies the bundle from an S3 prefix, then execs the command; refuses without a bundle', async () => {
     const store = new S3BlobStore({ bucket, region: 'us-east-1', endpoint: process.env.TEST_S3_ENDPOINT, forcePathStyle: true });
     const files: Record<string, string> = {
