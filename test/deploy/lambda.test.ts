@@ -204,6 +204,7 @@ describe('Lambda entry point wired from the environment', () => {
   });
   afterAll(() => {
     for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
+    Object.assign(process.env, saved);
     extension.close();
   });
 
