@@ -59,6 +59,12 @@ describe('metrics', () => {
     expect(text).toMatch(/http_requests_total\{method="POST",route="\/v1\/perceive",status="202"\} 1/);
     expect(text).toMatch(/http_request_duration_seconds_bucket\{le="[^"]+",method="POST",route="\/v1\/perceive"\}/);
     expect(text).toMatch(/mvp_queue_jobs\{queue="perception",state="waiting"\} 1/);
+    // Job ids do not become label values: the route pattern does.
+    const { id } = (await res.json()) as { id: string };
+    await h.get(`/v1/jobs/${id}`);
+    const after = await (await h.app.request('/metrics')).text();
+    expect(after).toMatch(/http_requests_total\{method="GET",route="\/v1\/jobs\/:id",status="200"\} 1/);
+    expect(after).not.toContain(id);
   });
 });
 

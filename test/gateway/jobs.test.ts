@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RESULT_SCHEMA_VERSION, type PerceptionResult } from '../../contracts/result.js';
 import { overlayKey, resultKey } from '../../lib/storage/index.js';
+import { preferredWaitS } from '../../src/routes/perceive.js';
 import { assertMatchesSchema } from './openapi-schemas.js';
 import { KEYS, openHarness, png, problemOf, WORDS, type Harness } from './harness.js';
 
@@ -113,6 +114,16 @@ describe('job routes', () => {
 });
 
 describe('Prefer: wait', () => {
+  it('parses wait=N among other preferences and caps it at 60 s', () => {
+    expect(preferredWaitS(undefined)).toBe(0);
+    expect(preferredWaitS('respond-async')).toBe(0);
+    expect(preferredWaitS('wait=5')).toBe(5);
+    expect(preferredWaitS('respond-async, wait="12"')).toBe(12);
+    expect(preferredWaitS('wait=3600')).toBe(60);
+    expect(preferredWaitS('handling=lenient; wait=7')).toBe(7);
+    expect(preferredWaitS('nowait=5')).toBe(0);
+  });
+
   it('answers 202 after the wait when the job is not done', async () => {
     const t0 = Date.now();
     const { res } = await submit(KEYS.alpha, { prefer: 'wait=1' });
