@@ -8,7 +8,7 @@
 #
 # Pinned to exact version tags, no digests (not readable from a registry here); see gateway.Dockerfile.
 ARG NODE_IMAGE=node:20.20.2-bookworm-slim
-ARG CUDA_IMAGE=nvidia/cuda:12.6.3-cudnn-runtime-ubuntu22.04
+ARG CUDA_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu22.04
 
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app

@@ -292,7 +292,7 @@ describe('what the images run', () => {
 describe('the invariant rules themselves', () => {
   it('flag unpinned images and baked secrets, accept pinned ones and references', () => {
     for (const bad of ['node', 'node:latest', 'node:20', 'redis:alpine', 'nvidia/cuda:12-runtime']) expect(isPinnedImage(bad), bad).toBe(false);
-    for (const ok of ['node:20.20.2-bookworm-slim', 'redis:7.4.2-bookworm', 'nvidia/cuda:12.6.3-cudnn-runtime-ubuntu22.04', `node@sha256:${'a'.repeat(64)}`]) {
+    for (const ok of ['node:20.20.2-bookworm-slim', 'redis:7.4.2-bookworm', 'nvidia/cuda:12.8.1-cudnn-runtime-ubuntu22.04', `node@sha256:${'a'.repeat(64)}`]) {
       expect(isPinnedImage(ok), ok).toBe(true);
     }
     expect(bakedSecret('AWS_SECRET_ACCESS_KEY', 'wJalrXUtnFEMI/K7MDENG')).not.toBeNull();
