@@ -215,6 +215,8 @@ export class MvpLmStack extends Stack {
       requireImdsv2: true,
       securityGroup: workerSg,
     });
+    // Tasks use their task role (169.254.170.2), never the instance's: block the instance metadata for them.
+    gpuAsg.addUserData('echo ECS_AWSVPC_BLOCK_IMDS=true >> /etc/ecs/ecs.config');
     const gpuCapacity = new ecs.AsgCapacityProvider(this, 'GpuCapacity', {
       autoScalingGroup: gpuAsg,
       enableManagedScaling: true,

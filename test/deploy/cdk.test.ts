@@ -183,6 +183,8 @@ describe('GPU workers on ECS', () => {
       AutoScalingGroupProvider: { ManagedScaling: { Status: 'ENABLED', TargetCapacity: 100 }, ManagedTerminationProtection: 'ENABLED' },
     });
     t.hasResourceProperties('AWS::ECS::Service', { DesiredCount: 0, CapacityProviderStrategy: Match.anyValue() });
+    const launch = ofType('AWS::AutoScaling::LaunchConfiguration').map(([, l]) => json(l.Properties.UserData)).join(' ');
+    expect(launch).toContain('ECS_AWSVPC_BLOCK_IMDS=true'); // tasks cannot borrow the instance role
   });
 
   it('scales on the published backlog (waiting + active): 0 tasks at 0, min(backlog, max) above', () => {
