@@ -124,6 +124,31 @@ describe('Kubernetes manifests', () => {
     expect([...ipBlocks[0].except].sort()).toEqual([...INTERNAL_RANGES].sort());
   });
 
+  it('the optional alerts query only metrics and labels the gateway exports', async () => {
+    const rule = parse(readFileSync('k8s/optional/alerts.yaml', 'utf8')) as { kind: string; spec: { groups: { rules: { alert: string; expr: string }[] }[] } };
+    expect(rule.kind).toBe('PrometheusRule');
+    const rules = rule.spec.groups.flatMap((g) => g.rules);
+    expect(rules.map((r) => r.alert).sort()).toEqual(['MvpBacklogNotDraining', 'MvpJobsFailing', 'MvpWorkersNotConsuming']);
+    const redis = createRedis(process.env.TEST_REDIS_URL!, 'client');
+    const settings = loadQueueSettings({ QUEUE_PREFIX: `k8${randomBytes(4).toString('hex')}` });
+    const queues = createQueues(redis, settings, { retentionS: 60, webhookMaxAttempts: 1 });
+    try {
+      await redis.hincrby(`${settings.prefix}:metrics:job-outcomes`, 'failed', 1);
+      const text = await createMetricsRegistry({ redis, prefix: settings.prefix, queues: [queues.perception, queues.webhooks], defaultMetrics: false }).metrics();
+      for (const r of rules) {
+        for (const m of r.expr.matchAll(/(mvp_[a-z_]+)\{([^}]*)\}/g)) {
+          const [, name, selector] = m;
+          const series = text.split('\n').filter((l) => l.startsWith(`${name}{`));
+          expect(series.length, `${r.alert}: ${name}`).toBeGreaterThan(0);
+          for (const [, label] of selector!.matchAll(/([a-z_]+)=~?"/g)) expect(series.some((l) => l.includes(`${label}="`)), `${r.alert}: ${name} ${label}`).toBe(true);
+        }
+      }
+    } finally {
+      await queues.close();
+      await redis.quit();
+    }
+  });
+
   it('Redis keeps its data (AOF, noeviction) on a volume; images are pinned', () => {
     const args: string = podSpec(find('StatefulSet', 'mvp-redis')).containers[0].args.join(' ');
     expect(args).toMatch(/--appendonly yes/);
