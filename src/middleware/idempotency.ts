@@ -4,7 +4,10 @@
 import type { Redis } from 'ioredis';
 import { ProblemError } from './problem.js';
 
+/** A finished request's key is remembered this long. */
 const TTL_S = 24 * 3600;
+/** An in-flight claim expires after this, so a gateway that died mid-request does not block the key for a day. */
+const PENDING_TTL_S = 60;
 const SANE_KEY = /^[\x21-\x7e]{1,255}$/;
 
 export type Claim = { kind: 'new' } | { kind: 'replay'; jobId: string };
@@ -33,7 +36,7 @@ export class Idempotency {
   /** Claims the key for a new job, or says which job an identical earlier request created. */
   async claim(keyId: string, idemKey: string, fingerprint: string, jobId: string): Promise<Claim> {
     const k = this.key(keyId, idemKey);
-    const set = await this.redis.set(k, JSON.stringify({ fp: fingerprint, job: jobId, done: false }), 'EX', TTL_S, 'NX');
+    const set = await this.redis.set(k, JSON.stringify({ fp: fingerprint, job: jobId, done: false }), 'EX', PENDING_TTL_S, 'NX');
     if (set === 'OK') return { kind: 'new' };
     const raw = await this.redis.get(k);
     if (raw === null) return this.claim(keyId, idemKey, fingerprint, jobId); // released in between: try again
