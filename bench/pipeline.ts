@@ -1,4 +1,4 @@
-// npm run bench:pipeline [-- --full DIR] [--runs N]
+// npm run bench:pipeline [-- --full DIR] [--runs N] [--tokens N] [--full-runs N] [--full-tokens N]
 // Not a test: prints numbers and ratios measured in this run, on this machine.
 //  1. per-stage latency of the threaded pipeline on the tiny bundle (and a full-size bundle with --full DIR)
 //  2. LLM decode tokens/s: the TypeScript greedy loop (embed_tokens + decoder_model_merged + argmax, KV cache)
@@ -19,9 +19,15 @@ import { encodeRle } from '../workers/pipeline/rle.js';
 import { createSessions } from '../workers/pipeline/sessions.js';
 import { loadTokenizer } from '../workers/pipeline/tokenizer.js';
 
-const { values: args } = parseArgs({ options: { full: { type: 'string' }, runs: { type: 'string', default: '5' }, tokens: { type: 'string', default: '64' } } });
-const RUNS = Number(args.runs);
-const DECODE_TOKENS = Number(args.tokens);
+const { values: args } = parseArgs({
+  options: {
+    full: { type: 'string' },
+    runs: { type: 'string', default: '5' },
+    tokens: { type: 'string', default: '64' },
+    'full-runs': { type: 'string', default: '1' },
+    'full-tokens': { type: 'string', default: '16' },
+  },
+});
 const PYTHON = path.resolve('.venv/bin/python');
 const TINY = path.resolve('.data/bundles/tiny-paper');
 
@@ -42,35 +48,35 @@ const sentence = Task.parse({ type: 'sentence', sentence: 'the dog on the left' 
 const words = Task.parse({ type: 'words', phrases: ['person', 'dog', 'frisbee', { text: 'grass', stuff: true }], mode: 'instance' });
 const hooks = { onStage: () => undefined, shouldStop: () => false };
 
-async function stageLatency(dir: string, label: string): Promise<void> {
-  log(`\n== per-stage latency through the threaded pipeline, ${label} (${dir}), median of ${RUNS} runs, 640×480 PNG, caption on`);
+async function stageLatency(dir: string, label: string, runs: number): Promise<void> {
+  log(`\n== per-stage latency through the threaded pipeline, ${label} (${dir}), median of ${runs} runs, 640×480 PNG, caption on`);
   const pipeline = await createOnnxPipeline({ modelDir: dir, provider: 'cpu' });
   log(`pipeline ready (warm-up ${fmt(pipeline.info().warmupMs, 0)} ms)`);
   const image = await testImage(640, 480);
   try {
     const per: Record<string, number[]> = {};
     const total: number[] = [];
-    for (let r = 0; r < RUNS; r++) {
+    for (let r = 0; r < runs; r++) {
       const t0 = performance.now();
       const res = await pipeline.run({ jobId: `b${r}`, image, tasks: [words], caption: true }, hooks);
       total.push(performance.now() - t0);
       for (const [k, v] of Object.entries(res.timings_ms)) (per[k] ??= []).push(v);
-      log(`  run ${r + 1}/${RUNS}: ${fmt(total[r]!, 0)} ms`);
+      log(`  run ${r + 1}/${runs}: ${fmt(total[r]!, 0)} ms`);
     }
     for (const [k, v] of Object.entries(per)) log(`  ${k.padEnd(12)} ${fmt(median(v)).padStart(9)} ms`);
     log(`  whole job (words/instance, 4 phrases)  ${fmt(median(total))} ms`);
   } finally {
     await pipeline.close();
   }
-  await secondTask(dir, image);
+  await secondTask(dir, image, runs);
 }
 
 /**
  * Cost of a second task on the same image: stages timed one by one inside the same job (in-process engine), so
  * both tasks see the same machine load; median over runs of the per-run ratio.
  */
-async function secondTask(dir: string, image: Buffer): Promise<void> {
-  log(`\n== second task on the same image (${dir}), median of ${RUNS} jobs`);
+async function secondTask(dir: string, image: Buffer, runs: number): Promise<void> {
+  log(`\n== second task on the same image (${dir}), median of ${runs} jobs`);
   const engine = await PipelineEngine.create({ modelDir: dir, provider: 'cpu', verifyHashes: false });
   const pairs: [string, Task, Task][] = [
     ['words → sentence', words, sentence],
@@ -82,7 +88,7 @@ async function secondTask(dir: string, image: Buffer): Promise<void> {
       const firsts: number[] = [];
       const seconds: number[] = [];
       const parts: Record<string, number[]> = {};
-      for (let r = 0; r < RUNS; r++) {
+      for (let r = 0; r < runs; r++) {
         const job = `second-${r}`;
         const timed = async (f: () => unknown, part?: string) => {
           const t0 = performance.now();
@@ -115,8 +121,8 @@ async function secondTask(dir: string, image: Buffer): Promise<void> {
   }
 }
 
-async function decodeSpeed(dir: string, threads: number): Promise<void> {
-  log(`\n== LLM decode tokens/s (${dir}), ${threads} thread(s) on both sides: ${DECODE_TOKENS} greedy steps after a 64-token prefill, stop tokens ignored, best of 3`);
+async function decodeSpeed(dir: string, threads: number, tokens: number): Promise<void> {
+  log(`\n== LLM decode tokens/s (${dir}), ${threads} thread(s) on both sides: ${tokens} greedy steps after a 64-token prefill, stop tokens ignored, best of 3`);
   const bundle = await loadBundle(dir, { verifyHashes: false });
   const models = await createSessions(bundle, { provider: 'cpu', intraOpThreads: threads });
   const ctx: LanguageContext = { sessions: models.sessions, manifest: bundle.manifest, tokenizer: loadTokenizer(bundle.tokenizerFile) };
@@ -126,12 +132,12 @@ async function decodeSpeed(dir: string, threads: number): Promise<void> {
     let out = await step(ctx, await embed(ctx, prefillIds), emptyPast(bundle.manifest), 0);
     let length = prefillIds.length;
     const t0 = performance.now();
-    for (let i = 0; i < DECODE_TOKENS; i++) {
+    for (let i = 0; i < tokens; i++) {
       const next = argmaxAt(out.logits, out.logits.dims[1]! - 1);
       out = await step(ctx, await embed(ctx, [next]), out.past, length);
       length++;
     }
-    tsRates.push(DECODE_TOKENS / ((performance.now() - t0) / 1000));
+    tsRates.push(tokens / ((performance.now() - t0) / 1000));
   }
   await models.release();
   const torchRate = Number(python(`
@@ -148,11 +154,11 @@ with torch.no_grad():
         out = model.llm(model.embed_tokens(ids), torch.ones(1, 64, dtype=torch.long), torch.arange(64)[None], None)
         past, length = out['present'], 64
         t0 = time.perf_counter()
-        for i in range(${DECODE_TOKENS}):
+        for i in range(${tokens}):
             nxt = out['logits'][0, -1].argmax()
             out = model.llm(model.embed_tokens(nxt.view(1, 1)), torch.ones(1, length + 1, dtype=torch.long), torch.tensor([[length]]), past)
             past, length = out['present'], length + 1
-        rates.append(${DECODE_TOKENS} / (time.perf_counter() - t0))
+        rates.append(${tokens} / (time.perf_counter() - t0))
 print(max(rates))
 `).trim());
   const ts = Math.max(...tsRates);
@@ -211,12 +217,12 @@ if (!existsSync(path.join(TINY, 'manifest.json'))) {
 }
 log(`machine: ${(await import('node:os')).cpus().length} CPUs, node ${process.version}`);
 rleSpeed();
-await decodeSpeed(TINY, 1);
-await decodeSpeed(TINY, 2);
-await stageLatency(TINY, 'tiny bundle');
+await decodeSpeed(TINY, 1, Number(args.tokens));
+await decodeSpeed(TINY, 2, Number(args.tokens));
+await stageLatency(TINY, 'tiny bundle', Number(args.runs));
 if (args.full) {
-  await decodeSpeed(path.resolve(args.full), 2);
-  await stageLatency(path.resolve(args.full), 'full-size bundle');
+  await decodeSpeed(path.resolve(args.full), 2, Number(args['full-tokens']));
+  await stageLatency(path.resolve(args.full), 'full-size bundle', Number(args['full-runs']));
 } else {
   log('\n(no --full DIR given: full-size bundle not measured)');
 }
