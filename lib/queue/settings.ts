@@ -5,8 +5,9 @@ import { z } from 'zod';
 const ms = (def: number) => z.coerce.number().int().positive().default(def);
 
 const Env = z.object({
-  /** Prefix of every Redis key: BullMQ queues, job records, heartbeats, metrics. */
-  QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_.-]{1,32}$/).default('mvp'),
+  /** Prefix of every Redis key: BullMQ queues, job records, heartbeats, metrics. A `{hash tag}` form keeps every
+   *  key in one slot, as cluster-mode Redis (MemoryDB) requires for BullMQ's multi-key scripts. */
+  QUEUE_PREFIX: z.string().regex(/^(\{[A-Za-z0-9_.-]{1,30}\}|[A-Za-z0-9_.-]{1,32})$/).default('mvp'),
   /** Processing attempts for transient failures (storage, network); bad input is never retried. */
   JOB_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(4),
   /** First retry delay of a perception job; doubles per attempt. */
