@@ -19,7 +19,7 @@ function randomMasks(): BinaryMask[] {
   let seed = 12345;
   const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
   const masks: BinaryMask[] = [];
-  const sizes: [number, number][] = [[1, 1], [1, 7], [7, 1], [3, 5], [17, 13], [64, 64], [97, 131], [240, 320], [480, 643]];
+  const sizes: [number, number][] = [[1, 1], [1, 7], [7, 1], [3, 5], [9, 4], [50, 36], [17, 13], [64, 64], [97, 131], [240, 320], [480, 643], [33, 1028]];
   for (const [h, w] of sizes) {
     for (const kind of ['noise', 'blob', 'rows', 'empty', 'full'] as const) {
       const data = new Uint8Array(h * w);
