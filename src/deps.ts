@@ -4,7 +4,7 @@
 import type { Config } from '../lib/config.js';
 import type { Logger } from '../lib/log.js';
 import { createMetricsRegistry } from '../lib/metrics.js';
-import { createJobStore, createQueues, createRedis, type Queues, type QueueSettings } from '../lib/queue/index.js';
+import { createRedis, openQueueRuntime, type Queues, type QueueSettings } from '../lib/queue/index.js';
 import { createBlobStore, type BlobStore } from '../lib/storage/index.js';
 import type { AppDeps } from './context.js';
 
@@ -28,16 +28,7 @@ export function openGatewayDeps(opts: {
   // Commands issued in the same tick (by one request, or by concurrent requests) go out as one write:
   // under load this cuts the syscalls per accepted job several-fold. ioredis reads the flag per command.
   redis.options.enableAutoPipelining = true;
-  const queues = createQueues(redis, settings, { retentionS: config.jobRetentionS, webhookMaxAttempts: config.webhook.maxAttempts });
-  const jobs = createJobStore({
-    redis,
-    queue: queues.perception,
-    webhookQueue: queues.webhooks,
-    prefix: settings.prefix,
-    retentionS: config.jobRetentionS,
-    resultInlineMaxBytes: config.limits.resultInlineMaxBytes,
-    log,
-  });
+  const { queues, store: jobs } = openQueueRuntime(redis, config, settings, log);
   const registry = createMetricsRegistry({
     redis,
     prefix: settings.prefix,

@@ -7,3 +7,4 @@ export * from './job-view.js';
 export { problems } from './problems.js';
 export { listLiveWorkers, startHeartbeat, type WorkerHeartbeat } from './heartbeat.js';
 export { redisKeys } from './keys.js';
+export { openQueueRuntime, type QueueRuntime } from './runtime.js';

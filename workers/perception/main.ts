@@ -4,7 +4,7 @@
 // SIGTERM/SIGINT: stop taking jobs, let the running job finish, then exit.
 import { loadConfig } from '../../lib/config.js';
 import { createLogger } from '../../lib/log.js';
-import { createJobStore, createQueues, createRedis, loadQueueSettings } from '../../lib/queue/index.js';
+import { createRedis, loadQueueSettings, openQueueRuntime } from '../../lib/queue/index.js';
 import { createBlobStore } from '../../lib/storage/index.js';
 import { loadPipeline } from './load-pipeline.js';
 import { startPerceptionWorker } from './worker.js';
@@ -15,16 +15,7 @@ const log = createLogger({ name: 'perception-worker', level: config.logLevel });
 
 const pipeline = await loadPipeline(process.env, { log, maxPixels: config.limits.maxPixels });
 const redis = createRedis(config.redisUrl, 'worker', log);
-const queues = createQueues(redis, settings, { retentionS: config.jobRetentionS, webhookMaxAttempts: config.webhook.maxAttempts, log });
-const store = createJobStore({
-  redis,
-  queue: queues.perception,
-  webhookQueue: queues.webhooks,
-  prefix: settings.prefix,
-  retentionS: config.jobRetentionS,
-  resultInlineMaxBytes: config.limits.resultInlineMaxBytes,
-  log,
-});
+const { queues, store } = openQueueRuntime(redis, config, settings, log);
 const worker = await startPerceptionWorker({ redis, settings, store, blobs: createBlobStore(config.storage), pipeline, log });
 
 let stopping = false;

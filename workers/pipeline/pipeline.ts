@@ -3,7 +3,7 @@
 // and timings, and makes the thread drop a job's tensors when the job ends, however it ends.
 import { RESULT_SCHEMA_VERSION, type PerceptionResult, type TaskResult } from '../../contracts/result.js';
 import type { Stage } from '../../contracts/job.js';
-import type { Provider } from './sessions.js';
+import type { EngineConfig } from './engine.js';
 import { EngineThread } from './thread-host.js';
 import {
   PipelineCanceled,
@@ -14,17 +14,8 @@ import {
   type PipelineLogger,
 } from './types.js';
 
-export interface OnnxPipelineOptions {
-  modelDir: string;
-  provider: Provider;
-  deviceId?: number;
-  logger?: PipelineLogger;
-  /** Largest accepted image in decoded pixels (default preprocess.DEFAULT_MAX_PIXELS). */
-  maxPixels?: number;
-  intraOpThreads?: number;
-  /** Check every bundle file's sha256 at load (default true). */
-  verifyHashes?: boolean;
-}
+/** The engine's configuration: bundle dir, provider, limits. */
+export type OnnxPipelineOptions = EngineConfig;
 
 export interface OnnxPerceptionPipeline extends PerceptionPipeline {
   info(): PipelineInfo & { fallbackReason?: string; warmupMs: number };

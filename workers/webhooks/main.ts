@@ -3,7 +3,7 @@
 import { loadConfig } from '../../lib/config.js';
 import { createLogger } from '../../lib/log.js';
 import { parseAllowlist } from '../../lib/net/ssrf.js';
-import { createJobStore, createQueues, createRedis, loadQueueSettings } from '../../lib/queue/index.js';
+import { createRedis, loadQueueSettings, openQueueRuntime } from '../../lib/queue/index.js';
 import { startWebhookWorker } from '../../lib/webhooks/worker.js';
 
 const config = loadConfig();
@@ -12,16 +12,7 @@ const log = createLogger({ name: 'webhook-worker', level: config.logLevel });
 const secrets = new Map(config.apiKeys.map((k) => [k.id, k.webhook_secret]));
 
 const redis = createRedis(config.redisUrl, 'worker', log);
-const queues = createQueues(redis, settings, { retentionS: config.jobRetentionS, webhookMaxAttempts: config.webhook.maxAttempts, log });
-const store = createJobStore({
-  redis,
-  queue: queues.perception,
-  webhookQueue: queues.webhooks,
-  prefix: settings.prefix,
-  retentionS: config.jobRetentionS,
-  resultInlineMaxBytes: config.limits.resultInlineMaxBytes,
-  log,
-});
+const { queues, store } = openQueueRuntime(redis, config, settings, log);
 const worker = startWebhookWorker({
   redis,
   settings,
