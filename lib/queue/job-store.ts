@@ -12,7 +12,7 @@ import { isTerminal, type JobView, type Problem, type WebhookAttempt, type Webho
 import { newRecordFields, pairsToFields, recordToView } from './job-record.js';
 import { redisKeys } from './keys.js';
 import { problems } from './problems.js';
-import { appendAttempt, createRecord, transition, type TransitionSpec } from './scripts.js';
+import { appendAttempt, CREATE_RECORD, defineScript, transition, type TransitionSpec } from './scripts.js';
 import { TerminalWaiter } from './terminal-waiter.js';
 
 export interface JobStoreOptions {
@@ -93,6 +93,7 @@ export function createJobStore(opts: JobStoreOptions): JobStore {
   const { redis, queue, webhookQueue, retentionS } = opts;
   const keys = redisKeys(opts.prefix);
   const waiter = new TerminalWaiter(redis, keys.terminalChannel);
+  const createRecord = defineScript(redis, 'mvpCreateJobRecord', 1, CREATE_RECORD);
   const now = (): string => new Date().toISOString();
 
   async function apply(id: string, spec: TransitionSpec): Promise<(Transitioned & { previous: string }) | null> {
@@ -156,14 +157,22 @@ export function createJobStore(opts: JobStoreOptions): JobStore {
     async create(payload) {
       const fields = newRecordFields(payload);
       const ttl = Math.max(0, Math.ceil((Date.parse(payload.deadline_at) - Date.now()) / 1000)) + retentionS;
-      const created = await createRecord.run(redis, [keys.job(payload.job_id)], [ttl, ...Object.entries(fields).flat()]);
-      if (created !== 1) throw new JobExistsError(payload.job_id);
-      try {
-        await queue.add('perceive', payload, { jobId: payload.job_id });
-      } catch (e) {
+      // The record and the queue entry go out back to back, one round trip instead of two. The queue uses
+      // this connection (openQueueRuntime), whose commands Redis runs in order, so a worker never sees the
+      // entry before the record. Ids are fresh UUIDs; should one exist after all, the add was a no-op on
+      // its entry, or (entry already gone, record terminal) adds one the worker skips (markRunning: null).
+      const created = createRecord(keys.job(payload.job_id), ttl, ...Object.entries(fields).flat());
+      const added = queue.add('perceive', payload, { jobId: payload.job_id });
+      const [c, a] = await Promise.allSettled([created, added]);
+      if (c.status === 'rejected') {
+        await added.catch(() => undefined);
+        throw c.reason;
+      }
+      if (c.value !== 1) throw new JobExistsError(payload.job_id);
+      if (a.status === 'rejected') {
         // Without a queue entry the record would sit queued forever: remove it so the create can be retried.
         await redis.del(keys.job(payload.job_id)).catch(() => undefined);
-        throw e;
+        throw a.reason;
       }
       return recordToView(fields, []);
     },

@@ -18,13 +18,26 @@ class Script {
   }
 }
 
+/**
+ * Registers `lua` on `redis` as the ioredis command `name` (once per client) and returns it bound. ioredis
+ * sends it as EVAL the first time on each connection and as EVALSHA after, so unlike Script it never needs a
+ * NOSCRIPT retry: what is sent after it on the same connection runs after it (job-store.ts create relies on
+ * this), and it costs one command.
+ */
+export function defineScript(redis: Redis, name: string, numberOfKeys: number, lua: string): (...args: (string | number)[]) => Promise<unknown> {
+  const r = redis as Redis & Record<string, unknown>;
+  if (typeof r[name] !== 'function') redis.defineCommand(name, { numberOfKeys, lua });
+  const command = r[name] as (...args: (string | number)[]) => Promise<unknown>;
+  return (...args) => command.apply(redis, args);
+}
+
 /** KEYS: job hash. ARGV: ttl seconds, then field/value pairs. 1 = created, 0 = the id exists. */
-export const createRecord = new Script(`
+export const CREATE_RECORD = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
 return 1
-`);
+`;
 
 /**
  * KEYS: job hash, webhook-attempts list, job-outcome counters. ARGV[1]: a TransitionSpec as JSON, ARGV[2]: the job id.
