@@ -8,3 +8,4 @@ export { problems } from './problems.js';
 export { listLiveWorkers, startHeartbeat, type WorkerHeartbeat } from './heartbeat.js';
 export { redisKeys } from './keys.js';
 export { openQueueRuntime, type QueueRuntime } from './runtime.js';
+export { defineScript } from './scripts.js';

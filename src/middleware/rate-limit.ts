@@ -1,10 +1,11 @@
-// Per-key rate limit in Redis: a fixed window counter (INCR + PEXPIRE, auto-pipelined into one write).
+// Per-key rate limit in Redis: a fixed window counter (INCR + PEXPIRE in one script: one command per request).
 // Every answer carries the IETF RateLimit-Policy / RateLimit headers; a refused request gets 429 with
 // Retry-After. POST /v1/perceive calls the limiter itself so its count travels in the same round trip as
 // the quota reservation and the image probe; every other /v1 route uses the middleware.
 import type { Context, MiddlewareHandler } from 'hono';
 import type { Redis } from 'ioredis';
 import type { ApiKeyConfig } from '../../lib/config.js';
+import { defineScript } from '../../lib/queue/index.js';
 import type { AppEnv } from '../context.js';
 import { ProblemError } from './problem.js';
 
@@ -14,11 +15,21 @@ export interface RateState {
   resetS: number;
 }
 
+const HIT = `
+local n = redis.call('INCR', KEYS[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return n
+`;
+
 export class RateLimiter {
+  private readonly incr: (key: string, windowMs: number) => Promise<unknown>;
+
   constructor(
-    private readonly redis: Redis,
+    redis: Redis,
     private readonly prefix: string,
-  ) {}
+  ) {
+    this.incr = defineScript(redis, 'mvpRateLimitHit', 1, HIT);
+  }
 
   /** Counts one request of `key` in the current window. */
   async hit(key: ApiKeyConfig): Promise<RateState> {
@@ -26,7 +37,7 @@ export class RateLimiter {
     const now = Date.now();
     const window = Math.floor(now / windowMs);
     const k = `${this.prefix}:rl:${key.id}:${window}`;
-    const [count] = await Promise.all([this.redis.incr(k), this.redis.pexpire(k, windowMs)]);
+    const count = (await this.incr(k, windowMs)) as number;
     return { key, count, resetS: Math.max(1, Math.ceil(((window + 1) * windowMs - now) / 1000)) };
   }
 }
