@@ -3,7 +3,7 @@
 Steps (each skipped when its outputs exist, so an interrupted run continues where it stopped):
   data    synthetic train set (seed 1) and held-out set (seed 2, split "val"); SFT file from the converters
   train   stage 1 then stage 2 of the tiny config, paper variant (mvp_lm.train; resumes from the last checkpoint)
-  export  the stage-2 weights -> models/demo (mvp_lm.export)
+  export  the stage-2 weights -> models/demo (mvp_lm.export); no-target threshold calibrated on the train split
   eval    held-out predictions of the exported bundle (mvp_lm.reference, onnx backend) -> models/demo/metrics.json
   docs    docs/loss-curve.png, docs/demo-overlay.png, models/demo/ci-slice/
 """
@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ..eval.evaluate import evaluate
 from ..export import export_bundle
+from .calibrate import calibrate_no_target
 from .ci_slice import write_slice
 from .data import make_sft, make_synth
 from .log import step
@@ -78,6 +79,15 @@ def write_metrics(out: Path, held_out: dict, manifest: dict, runs: list[Path], v
     return doc
 
 
+def targets_table(metrics: dict) -> str:
+    """The README's table (markdown)."""
+    rows = ["| metric (held-out, 500 images) | value | target | reached |", "|---|---|---|---|"]
+    for t in metrics["targets"]:
+        value = "n/a" if t["value"] is None else f"{t['value']:.1f}"
+        rows.append(f"| {t['metric']} | {value} | ≥ {t['target']} | {'yes' if t['reached'] else 'no'} |")
+    return "\n".join(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m mvp_lm.demo", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -86,6 +96,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--docs", default="docs", help="where the README pictures go")
     p.add_argument("--train-images", type=int, default=600, help="train set size (seed 1)")
     p.add_argument("--val-images", type=int, default=500, help="held-out set size (seed 2)")
+    p.add_argument("--stage2-steps", type=int, default=Schedule.stage2_steps,
+                   help="stage-2 schedule length (the default reproduces the shipped model)")
+    p.add_argument("--stage2-stop", type=int, default=Schedule.stage2_stop,
+                   help="end stage 2 at this step of its schedule (the default reproduces the shipped model)")
+    p.add_argument("--response-mix", type=float, default=Schedule.response_mix,
+                   help="share of stage-2 samples answering with the caption (the default reproduces the shipped model)")
     p.add_argument("--until", choices=STEPS, default=STEPS[-1], help="stop after this step")
     a = p.parse_args(argv)
     work, out, docs = Path(a.work), Path(a.out), Path(a.docs)
@@ -95,18 +111,19 @@ def main(argv: list[str] | None = None) -> int:
     sft = make_sft(train_set, work / "sft")
     if a.until == "data":
         return 0
-    sched = Schedule()
+    sched = Schedule(stage2_steps=a.stage2_steps, stage2_stop=a.stage2_stop, response_mix=a.response_mix)
     runs = [work / "run-stage1", work / "run-stage2"]
     run_stage(1, sft, train_set, runs[0], sched, None)
     run_stage(2, sft, train_set, runs[1], sched, runs[0])
     if a.until == "train":
         return 0
     weights = export_weights(runs[1], work / "final")
-    manifest = export(weights, out)
+    manifest = calibrate_no_target(export(weights, out), out, train_set)
     if a.until == "export":
         return 0
     gt = ground_truth(val_set)
-    pred_path = work / f"pred-val-{manifest['weights']['checkpoint_sha256'][:12]}.json"
+    no_target = manifest["postprocess"]["no_target_threshold"]
+    pred_path = work / f"pred-val-{manifest['weights']['checkpoint_sha256'][:12]}-nt{no_target:.4f}.json"
     if pred_path.exists():
         step(f"predictions {pred_path} exist, skipped")
         preds = json.loads(pred_path.read_text())
@@ -116,9 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         write_json(pred_path, preds)
     step("evaluate")
     metrics = write_metrics(out / "metrics.json", evaluate(gt, preds, str(pred_path)), manifest, runs, a.val_images)
-    for t in metrics["targets"]:
-        step(f"  {t['metric']:>20}: {t['value'] if t['value'] is None else round(t['value'], 2)} "
-             f"(target {t['target']}, {'reached' if t['reached'] else 'not reached'})")
+    print(targets_table(metrics), flush=True)
     if a.until == "eval":
         return 0
     step(f"loss curve -> {loss_curve(read_log(runs[0]), read_log(runs[1]), docs / 'loss-curve.png')}")

@@ -67,7 +67,7 @@ def loss_curve(stage1: list[dict], stage2: list[dict], out: Path, size=(900, 520
     if stage1 and stage2:
         sx = xy(len(stage1), 0)[0]
         d.line([(sx, top), (sx, h - bottom)], fill=(160, 160, 160))
-        d.text((sx + 4, top + 4), "stage 2 ->", fill=(100, 100, 100))
+        d.text((sx + 4, top + 18), "stage 2 ->", fill=(100, 100, 100))
         d.text((left + 4, top + 4), "stage 1", fill=(100, 100, 100))
     for st, ser in stages:
         for k, v in ser.items():
