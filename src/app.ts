@@ -8,6 +8,7 @@ import type { AppDeps, AppEnv } from './context.js';
 import { auth } from './middleware/auth.js';
 import { Idempotency } from './middleware/idempotency.js';
 import { httpMetrics } from './middleware/metrics.js';
+import { JobQuota } from './middleware/quota.js';
 import { notFound, onError } from './middleware/problem.js';
 import { RateLimiter, rateLimit } from './middleware/rate-limit.js';
 import { requestId } from './middleware/request-id.js';
@@ -43,7 +44,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
       gatewayPrefix,
       limiter,
       idempotency: new Idempotency(deps.redis, gatewayPrefix),
-      quotaKeys: { quota: (keyId) => `${gatewayPrefix}:quota:${keyId}`, jobRecordPrefix: jobKey('') },
+      quota: new JobQuota(deps.redis, { quota: (keyId) => `${gatewayPrefix}:quota:${keyId}`, jobRecordPrefix: jobKey('') }),
     }),
   );
   v1.route('/uploads', uploadRoutes(deps));

@@ -15,7 +15,7 @@ import { readPerceiveRequest, type ParsedRequest } from '../intake/request.js';
 import { Idempotency, parseIdempotencyKey, type Claim } from '../middleware/idempotency.js';
 import { ProblemError } from '../middleware/problem.js';
 import { applyRateLimit, type RateLimiter } from '../middleware/rate-limit.js';
-import { releaseJobSlot, reserveJobSlot, type QuotaKeys } from '../middleware/quota.js';
+import type { JobQuota } from '../middleware/quota.js';
 import { maxRequestBytes, MAX_WAIT_S } from '../schemas/perceive.js';
 import { jobLinks, toPublicJob } from '../schemas/job.js';
 
@@ -39,7 +39,7 @@ export interface PerceiveDeps extends AppDeps {
   allowlist: Allowlist;
   idempotency: Idempotency;
   limiter: RateLimiter;
-  quotaKeys: QuotaKeys;
+  quota: JobQuota;
   gatewayPrefix: string;
 }
 
@@ -56,7 +56,7 @@ export function perceive(d: PerceiveDeps) {
   }
 
   return async (c: Context<AppEnv>): Promise<Response> => {
-    const key = c.var.apiKey;
+    const key = c.get('apiKey');
     let idemKey: string | null;
     let req: ParsedRequest;
     try {
@@ -78,12 +78,12 @@ export function perceive(d: PerceiveDeps) {
     const [rateR, claimR, slotR, imageR] = await Promise.allSettled([
       d.limiter.hit(key),
       idemKey ? d.idempotency.claim(key.id, idemKey, fp, jobId) : Promise.resolve<Claim>({ kind: 'new' }),
-      reserveJobSlot(redis, d.quotaKeys, key.id, jobId, key.max_concurrent_jobs, deadlineAt),
+      d.quota.reserve(key.id, jobId, key.max_concurrent_jobs, deadlineAt),
       resolveImage(req.image, key.id, { config, redis, store, allowlist: d.allowlist, cachePrefix: d.gatewayPrefix }),
     ]);
     const undo = async (): Promise<void> => {
       await Promise.all([
-        slotR.status === 'fulfilled' ? releaseJobSlot(redis, d.quotaKeys, key.id, jobId) : undefined,
+        slotR.status === 'fulfilled' ? d.quota.release(key.id, jobId) : undefined,
         idemKey && claimR.status === 'fulfilled' && claimR.value.kind === 'new' ? d.idempotency.release(key.id, idemKey) : undefined,
       ]);
     };
@@ -118,7 +118,7 @@ export function perceive(d: PerceiveDeps) {
         v: JOB_SCHEMA_VERSION,
         job_id: jobId,
         key_id: key.id,
-        request_id: c.var.requestId,
+        request_id: c.get('requestId'),
         image: { storage_key: storageKey, content_type: image.info.contentType, width: image.info.width, height: image.info.height, bytes: image.info.bytes },
         tasks: req.fields.tasks,
         caption: req.fields.caption,
@@ -135,7 +135,7 @@ export function perceive(d: PerceiveDeps) {
       throw e;
     }
     if (idemKey) await d.idempotency.complete(key.id, idemKey, fp, jobId);
-    c.var.log.info({ job_id: jobId, key_id: key.id, image: image.info, tasks: req.fields.tasks.length }, 'job accepted');
+    c.get('log').info({ job_id: jobId, key_id: key.id, image: image.info, tasks: req.fields.tasks.length }, 'job accepted');
     return respond(c, view, waitS);
   };
 }
