@@ -2,8 +2,8 @@
 // to an object already in storage) against a real Redis, with the gateway in-process and autocannon as the
 // client. Baseline in the same run: GET /healthz (no Redis), so the ratio says what the job path costs.
 // REDIS_URL: use that Redis (a unique key prefix is used and removed); otherwise a redis-server is started.
-import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { execSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -46,29 +46,54 @@ async function startRedis(): Promise<{ url: string; stop(): void }> {
   throw new Error(`redis-server did not start on port ${port}`);
 }
 
+const CLK_TCK = Number(execSync('getconf CLK_TCK').toString().trim()) || 100;
+
+/** CPU µs of this process's exited, waited-for children (autocannon): cutime + cstime in /proc/self/stat. */
+function childrenCpuUs(): number {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields[0] is field 3 (state)
+  return ((Number(fields[13]) + Number(fields[14])) * 1e6) / CLK_TCK;
+}
+
+/** CPU µs Redis has used so far (INFO cpu: used_cpu_user + used_cpu_sys, all its threads). */
+async function redisCpuUs(): Promise<number> {
+  const info = await gw.deps.redis.info('cpu');
+  const get = (name: string): number => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1] ?? NaN);
+  return (get('used_cpu_user') + get('used_cpu_sys')) * 1e6;
+}
+
 /**
  * autocannon as a child process, so the load generator shares neither the gateway's event loop nor its
  * CPU accounting: the gateway's own CPU time per answered request is then measured exactly
  * (process.cpuUsage), a figure that depends far less on what else runs on the machine than req/s does.
  */
-async function run(o: { title: string; url: string; duration: number; method?: string; headers?: Record<string, string>; body?: string }): Promise<Result & { cpuUs: number }> {
+interface Measured extends Result {
+  /** CPU µs per answered request: the gateway (this process), Redis, and the load generator. */
+  cpuUs: number;
+  redisUs: number;
+  clientUs: number;
+}
+
+async function run(o: { title: string; url: string; duration: number; method?: string; headers?: Record<string, string>; body?: string }): Promise<Measured> {
   console.log(`  running ${o.title} for ${o.duration} s ...`);
   const args = ['-j', '-c', String(CONNECTIONS), '-d', String(o.duration), '-m', o.method ?? 'GET'];
   for (const [k, v] of Object.entries(o.headers ?? {})) args.push('-H', `${k}=${v}`);
   if (o.body) args.push('-b', o.body);
   args.push(o.url);
-  const cpu0 = process.cpuUsage();
+  const [cpu0, redis0, client0] = [process.cpuUsage(), await redisCpuUs(), childrenCpuUs()];
   const child = spawn(process.execPath, [path.resolve('node_modules/autocannon/autocannon.js'), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   child.stdout.on('data', (c) => (out += c));
   const code = await new Promise<number | null>((r) => child.on('exit', r));
   if (code !== 0) throw new Error(`autocannon exited with ${code}`);
   const cpu = process.cpuUsage(cpu0);
+  const [redisUs, clientUs] = [(await redisCpuUs()) - redis0, childrenCpuUs() - client0];
   const r = JSON.parse(out) as Result;
-  return { ...r, cpuUs: (cpu.user + cpu.system) / Math.max(1, r['2xx'] + r.non2xx) };
+  const n = Math.max(1, r['2xx'] + r.non2xx);
+  return { ...r, cpuUs: (cpu.user + cpu.system) / n, redisUs: redisUs / n, clientUs: clientUs / n };
 }
 
-function report(name: string, r: Result & { cpuUs: number }, okStatus: number): number {
+function report(name: string, r: Measured, okStatus: number): number {
   const ok = r['2xx'];
   const perS = ok / (r.duration);
   console.log(
@@ -115,6 +140,11 @@ const base = report('GET /healthz (baseline)', health, 200);
 const accepted = report('POST /v1/perceive', jobs, 202);
 console.log(`accepted jobs/s vs baseline: ${(accepted / base).toFixed(2)}x   target >= 2000 jobs/s: ${accepted >= 2000 ? 'met' : 'NOT met'}`);
 console.log(`one gateway core at ${jobs.cpuUs.toFixed(0)} µs per job would accept about ${(1e6 / jobs.cpuUs).toFixed(0)} jobs/s (Redis and the client not counted)`);
+for (const [name, r] of [['GET /healthz', health], ['POST /v1/perceive', jobs]] as const) {
+  const total = r.cpuUs + r.redisUs + r.clientUs;
+  console.log(`CPU per request, ${name}: gateway ${r.cpuUs.toFixed(0)} µs + Redis ${r.redisUs.toFixed(0)} µs + client ${r.clientUs.toFixed(0)} µs = ${total.toFixed(0)} µs; ` +
+    `${os.cpus().length} idle cores at that cost: about ${((os.cpus().length * 1e6) / total).toFixed(0)}/s`);
+}
 
 server.close();
 await gw.queues.perception.obliterate({ force: true }).catch(() => undefined);
