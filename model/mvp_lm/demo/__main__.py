@@ -25,7 +25,7 @@ from .log import step
 from .plots import loss_curve, overlay, read_log
 from ..reference import load_image
 from .predict import build_cases, ground_truth, predict, write_json
-from .training import Schedule, export_weights, run_stage
+from .training import Schedule, checkpoint_step, export_weights, run_stage
 
 STEPS = ("data", "train", "export", "eval", "docs")
 NAME, VERSION = "mvp-lm-demo", "1.0.0"
@@ -63,7 +63,7 @@ def write_metrics(out: Path, held_out: dict, manifest: dict, runs: list[Path], v
                 "reached": (_at(held_out, path) or 0) >= t} for label, path, t in TARGETS]
     training = {}
     for run in runs:
-        rows = read_log(run)
+        rows = read_log(run, checkpoint_step(run))
         opts = json.loads((run / "options.json").read_text())
         training[run.name] = {"steps": rows[-1]["step"] if rows else 0, "batch_size": opts["batch_size"],
                               "lr": opts["lr"], "response_mix": opts["response_mix"],
@@ -136,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     print(targets_table(metrics), flush=True)
     if a.until == "eval":
         return 0
-    step(f"loss curve -> {loss_curve(read_log(runs[0]), read_log(runs[1]), docs / 'loss-curve.png')}")
+    logs = [read_log(run, checkpoint_step(run)) for run in runs]
+    step(f"loss curve -> {loss_curve(*logs, docs / 'loss-curve.png')}")
     slice_ids = sorted(gt.panoptic["annotations"])[:SLICE_IMAGES]
     demo = next(e for e in preds if e["image_id"] == slice_ids[0])
     ref = next(t for t in demo["tasks"] if t["mode"] == "single")

@@ -14,8 +14,15 @@ COLOURS = {"loss": (20, 20, 20), "lm": (31, 119, 180), "cls": (255, 127, 14), "m
            "dice": (214, 39, 40), "l1": (148, 103, 189), "giou": (140, 86, 75)}
 
 
-def read_log(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
+def read_log(run: Path, last_step: int) -> list[dict]:
+    """The rows of the checkpointed steps: a resumed run re-logs the steps after its last checkpoint (the later row
+    wins), and a killed run logged steps its checkpoint does not hold."""
+    rows = {}
+    for line in (run / "log.jsonl").read_text().splitlines():
+        if line.strip():
+            row = json.loads(line)
+            rows[row["step"]] = row
+    return [rows[k] for k in sorted(rows) if k <= last_step]
 
 
 def _smooth(v: np.ndarray, window: int) -> np.ndarray:
