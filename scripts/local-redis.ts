@@ -3,20 +3,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { Redis } from 'ioredis';
+import { redisAnswers } from '../lib/queue/index.js';
 
-async function answers(url: string): Promise<boolean> {
-  const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  probe.on('error', () => undefined);
-  try {
-    await probe.connect();
-    return (await probe.ping()) === 'PONG';
-  } catch {
-    return false;
-  } finally {
-    probe.disconnect();
-  }
-}
 
 export interface LocalRedis {
   url: string;
@@ -26,7 +14,7 @@ export interface LocalRedis {
 }
 
 export async function ensureLocalRedis(url: string, dataDir: string): Promise<LocalRedis> {
-  if (await answers(url)) return { url, child: null, stop: async () => {} };
+  if (await redisAnswers(url)) return { url, child: null, stop: async () => {} };
   const u = new URL(url);
   if (!['127.0.0.1', 'localhost', '[::1]'].includes(u.hostname)) {
     throw new Error(`no Redis answers at ${url}, and it is not a loopback address this script could start one on`);
@@ -45,7 +33,7 @@ export async function ensureLocalRedis(url: string, dataDir: string): Promise<Lo
   const ready = (async () => {
     const until = Date.now() + 15_000;
     while (Date.now() < until) {
-      if (await answers(url)) return;
+      if (await redisAnswers(url)) return;
       await new Promise((r) => setTimeout(r, 100));
     }
     throw new Error(`redis-server did not answer at ${url} within 15 s`);

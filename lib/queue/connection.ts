@@ -26,3 +26,17 @@ export function createRedis(url: string, role: RedisRole, log?: Logger): Redis {
   });
   return redis;
 }
+
+/** True when a Redis server answers PING at `url` (one short-lived connection, no retries). */
+export async function redisAnswers(url: string): Promise<boolean> {
+  const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  probe.on('error', () => undefined); // refused while a server is down or starting: expected
+  try {
+    await probe.connect();
+    return (await probe.ping()) === 'PONG';
+  } catch {
+    return false;
+  } finally {
+    probe.disconnect();
+  }
+}

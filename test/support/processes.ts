@@ -5,7 +5,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
-import { listLiveWorkers } from '../../lib/queue/index.js';
+import { listLiveWorkers, redisAnswers } from '../../lib/queue/index.js';
 import { until } from './wait.js';
 
 export const TEST_PIPELINE = 'test/support/test-pipeline.ts';
@@ -68,18 +68,7 @@ export class PrivateRedis {
       '--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--save', '',
       '--appendonly', 'yes', '--appendfsync', 'always', '--maxmemory-policy', 'noeviction',
     ], { stdio: 'ignore' });
-    await until(`redis-server on ${this.port}`, async () => {
-      const probe = new Redis(this.url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-      probe.on('error', () => undefined); // refused while the server starts: expected
-      try {
-        await probe.connect();
-        return (await probe.ping()) === 'PONG';
-      } catch {
-        return false;
-      } finally {
-        probe.disconnect();
-      }
-    });
+    await until(`redis-server on ${this.port}`, () => redisAnswers(this.url));
   }
 
   /** SIGKILL: no shutdown save; only what the AOF already holds survives. */
