@@ -28,6 +28,7 @@ from .model import MVPLM
 from .postprocess import constants_from_config
 from .prompt import default_spec
 from .tokenizer import load_tokenizer, save_tokenizer, train_tokenizer
+from .weights import read_tensors
 
 SCHEMA_VERSION = "1"
 OPSET = 17
@@ -46,16 +47,8 @@ def build_model(cfg: MVPLMConfig, seed: int = 0, checkpoint: str | Path | None =
     torch.manual_seed(seed)
     model = MVPLM(cfg)
     if checkpoint is not None:
-        model.load_state_dict(_load_state_dict(Path(checkpoint)))
+        model.load_state_dict(read_tensors(checkpoint))
     return model.fold_for_export()
-
-
-def _load_state_dict(path: Path) -> dict:
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-        return load_file(str(path))
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    return state.get("model", state) if isinstance(state, dict) else state
 
 
 # ----------------------------------------------------------------------------------------------- graph wrappers
