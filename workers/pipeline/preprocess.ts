@@ -82,7 +82,3 @@ export function toPixelValues(image: DecodedImage, pre: Manifest['preprocess']):
   }
   return { pixelValues, original: image.size, valid };
 }
-
-export async function preprocessImage(bytes: Uint8Array, pre: Manifest['preprocess'], maxPixels?: number): Promise<Preprocessed> {
-  return toPixelValues(await decodeImage(bytes, maxPixels), pre);
-}
