@@ -10,14 +10,13 @@ Steps (each skipped when its outputs exist, so an interrupted run continues wher
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import time
 from pathlib import Path
 
 from ..eval.evaluate import evaluate
-from ..export import export_bundle
+from ..export import export_bundle, file_entry
 from .calibrate import calibrate_no_target
 from .ci_slice import write_slice
 from .data import make_sft, make_synth
@@ -36,15 +35,11 @@ TARGETS = (("PQ", ("panoptic", "PQ"), 60), ("mIoU", ("semantic", "mIoU"), 70),
            ("REC Acc@0.5", ("refcoco", "Acc@0.5"), 85), ("no-target accuracy", ("grefcoco", "N-acc"), 80))
 
 
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def export(weights: Path, out: Path) -> dict:
     manifest_path = out / "manifest.json"
     if manifest_path.exists():
         manifest = json.loads(manifest_path.read_text())
-        if manifest["weights"].get("checkpoint_sha256") == sha256(weights):
+        if manifest["weights"].get("checkpoint_sha256") == file_entry(weights)["sha256"]:
             step(f"export: {out} already holds these weights, skipped")
             return manifest
     step(f"export: {weights} -> {out}")
