@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from pycocotools import mask as mask_utils
 
+from .data.masks import encode_rle
 
 
 def constants_from_config(postprocess_config: dict) -> dict:
@@ -87,12 +87,6 @@ def boxes_to_original(boxes: np.ndarray, geom: Geometry) -> np.ndarray:
     out[:, 0::2] = out[:, 0::2].clip(0, w)
     out[:, 1::2] = out[:, 1::2].clip(0, h)
     return out
-
-
-def encode_rle(mask: np.ndarray) -> dict:
-    """COCO RLE exactly as pycocotools writes it: {"size": [h, w], "counts": ascii string}."""
-    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
 
 
 def mask_bbox(mask: np.ndarray) -> list[float]:
