@@ -150,6 +150,10 @@ export function createJobStore(opts: JobStoreOptions): JobStore {
     return recordToView(fields, attempts);
   }
 
+  /** queued -> expired, for a record already read (its deadline names the problem). */
+  const expire = (id: string, deadlineAt: string): Promise<Transitioned | null> =>
+    finish(id, ['queued'], 'expired', { error: JSON.stringify(problems.deadlineExceeded(deadlineAt)) });
+
   const timingsField = (timings?: Record<string, number>): Record<string, string> =>
     timings ? { timings_ms: JSON.stringify(timings) } : {};
 
@@ -180,7 +184,7 @@ export function createJobStore(opts: JobStoreOptions): JobStore {
     async get(id) {
       const view = await read(id);
       if (view && view.status === 'queued' && Date.parse(view.deadline_at) < Date.now()) {
-        return (await store.markExpired(id))?.view ?? null;
+        return (await expire(id, view.deadline_at))?.view ?? null;
       }
       return view;
     },
@@ -253,8 +257,7 @@ export function createJobStore(opts: JobStoreOptions): JobStore {
 
     async markExpired(id) {
       const view = await read(id);
-      if (!view) return null;
-      return finish(id, ['queued'], 'expired', { error: JSON.stringify(problems.deadlineExceeded(view.deadline_at)) });
+      return view ? expire(id, view.deadline_at) : null;
     },
 
     async recordWebhookAttempt(id, attempt) {
