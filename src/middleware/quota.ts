@@ -5,17 +5,18 @@
 // a record is a reservation whose job is still being created (or whose create failed and released it; a
 // gateway that died in between leaves it until its deadline), so it still counts.
 import type { Redis } from 'ioredis';
-import { defineScript } from '../../lib/queue/index.js';
+import { defineScript, TERMINAL_STATUSES } from '../../lib/queue/index.js';
 import { ProblemError } from './problem.js';
 
 const RESERVE = `
 local key, now, max, id, deadline, jobPrefix = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]
+local terminal = { ${TERMINAL_STATUSES.map((s) => `['${s}'] = true`).join(', ')} }
 redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
 local n = redis.call('ZCARD', key)
 if n >= max then
   for _, member in ipairs(redis.call('ZRANGE', key, 0, -1)) do
     local s = redis.call('HGET', jobPrefix .. member, 'status')
-    if s == 'succeeded' or s == 'failed' or s == 'canceled' or s == 'expired' then
+    if s and terminal[s] then
       redis.call('ZREM', key, member)
       n = n - 1
     end
