@@ -9,6 +9,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ..data.masks import decode_segmentation
+from ..synth.preview import _palette
 
 COLOURS = {"loss": (20, 20, 20), "lm": (31, 119, 180), "cls": (255, 127, 14), "mask": (44, 160, 44),
            "dice": (214, 39, 40), "l1": (148, 103, 189), "giou": (140, 86, 75)}
@@ -88,11 +89,6 @@ def loss_curve(stage1: list[dict], stage2: list[dict], out: Path, size=(900, 520
     out.parent.mkdir(parents=True, exist_ok=True)
     img.save(out)
     return out
-
-
-def _palette(n: int) -> np.ndarray:
-    rng = np.random.default_rng(0)
-    return rng.integers(40, 256, (max(n, 1), 3)).astype(np.uint8)
 
 
 def _mask(rle: dict) -> np.ndarray:
