@@ -3,6 +3,8 @@
 const JOB_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
 export const JOBS_PREFIX = 'jobs/';
+/** Presigned uploads (POST /v1/uploads): `uploads/{key id}/{uuid}`. */
+export const UPLOADS_PREFIX = 'uploads/';
 
 function prefix(jobId: string): string {
   if (!JOB_ID.test(jobId)) throw new Error(`invalid job id "${jobId}" for a storage key`);

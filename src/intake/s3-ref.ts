@@ -5,10 +5,8 @@
 // instead of a storage read and a decode. If the object is replaced within that time the worker still
 // decodes the real bytes and fails the job with a problem if they are bad.
 import type { Redis } from 'ioredis';
-import { assertValidKey, type BlobStore } from '../../lib/storage/index.js';
-import { JOBS_PREFIX } from '../../lib/storage/keys.js';
+import { assertValidKey, JOBS_PREFIX, UPLOADS_PREFIX, type BlobStore } from '../../lib/storage/index.js';
 import { invalidField } from '../middleware/problem.js';
-import { UPLOADS_PREFIX } from '../routes/uploads.js';
 import { S3_REF } from '../schemas/perceive.js';
 import { probeImage, type ImageInfo } from './probe.js';
 

@@ -7,11 +7,10 @@ import { randomUUID } from 'node:crypto';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { Hono } from 'hono';
+import { UPLOADS_PREFIX } from '../../lib/storage/index.js';
 import type { AppDeps, AppEnv } from '../context.js';
 import { invalidField, ProblemError, validationProblem } from '../middleware/problem.js';
 import { UPLOAD_URL_TTL_S, UploadRequest, type Upload } from '../schemas/uploads.js';
-
-export const UPLOADS_PREFIX = 'uploads/';
 
 export function uploadRoutes({ config }: Pick<AppDeps, 'config'>): Hono<AppEnv> {
   const r = new Hono<AppEnv>();
