@@ -11,7 +11,6 @@ function prefix(jobId: string): string {
   return `${JOBS_PREFIX}${jobId}/`;
 }
 
-export const jobPrefix = prefix;
 export const inputKey = (jobId: string): string => `${prefix(jobId)}input`;
 export const resultKey = (jobId: string): string => `${prefix(jobId)}result.json`;
 export const overlayKey = (jobId: string): string => `${prefix(jobId)}overlay.png`;
