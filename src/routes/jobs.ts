@@ -14,18 +14,18 @@ const notFound = (id: string): ProblemError => new ProblemError(404, 'job-not-fo
 export function jobRoutes({ jobs, store }: AppDeps): Hono<AppEnv> {
   const r = new Hono<AppEnv>();
 
-  async function own(id: string, keyId: string, read: (id: string) => Promise<JobView | null>): Promise<JobView> {
+  async function own(id: string, keyId: string): Promise<JobView> {
     if (!ID.test(id)) throw notFound(id);
-    const view = await read(id);
+    const view = await jobs.get(id);
     if (!view || view.key_id !== keyId) throw notFound(id);
     return view;
   }
 
-  r.get('/:id', async (c) => c.json(toPublicJob(await own(c.req.param('id'), c.var.apiKey.id, jobs.get))));
+  r.get('/:id', async (c) => c.json(toPublicJob(await own(c.req.param('id'), c.var.apiKey.id))));
 
   r.post('/:id/cancel', async (c) => {
     const id = c.req.param('id');
-    await own(id, c.var.apiKey.id, jobs.get);
+    await own(id, c.var.apiKey.id);
     const view = await jobs.cancel(id);
     if (!view) throw notFound(id);
     return c.json(toPublicJob(view));
@@ -33,7 +33,7 @@ export function jobRoutes({ jobs, store }: AppDeps): Hono<AppEnv> {
 
   r.get('/:id/result', async (c) => {
     const id = c.req.param('id');
-    const view = await own(id, c.var.apiKey.id, jobs.get);
+    const view = await own(id, c.var.apiKey.id);
     if (view.status !== 'succeeded' || !view.result_key) {
       throw new ProblemError(404, 'result-not-available', 'No result', `job ${id} is ${view.status}; a result exists once it succeeded`);
     }
@@ -44,7 +44,7 @@ export function jobRoutes({ jobs, store }: AppDeps): Hono<AppEnv> {
 
   r.get('/:id/overlay.png', async (c) => {
     const id = c.req.param('id');
-    await own(id, c.var.apiKey.id, jobs.get);
+    await own(id, c.var.apiKey.id);
     const png = await store.get(overlayKey(id));
     if (!png) throw new ProblemError(404, 'overlay-not-available', 'No overlay', `job ${id} has no overlay (yet)`);
     return c.body(new Uint8Array(png), 200, { 'content-type': 'image/png' });
