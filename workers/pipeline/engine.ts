@@ -35,7 +35,6 @@ export interface EngineInfo extends PipelineInfo {
 interface JobState {
   pre?: Preprocessed;
   vision?: VisionOutputs;
-  imageEmbeds?: Float32Array;
   prefix?: ImagePrefix;
   /** The latest caption generated on this image: the draft for the next task's caption. */
   captionDraft: number[];
@@ -120,8 +119,7 @@ export class PipelineEngine {
     const size = this.bundle.manifest.preprocess.image_size;
     const out = await this.models.sessions.vision_encoder.run({ pixel_values: new ort.Tensor('float32', pre.pixelValues, [1, 3, size, size]) });
     s.vision = Object.fromEntries(VISION_FOR_PERCEPTION.map((k) => [k, out[k] as ort.Tensor])) as VisionOutputs;
-    s.imageEmbeds = out.image_embeds!.data as Float32Array;
-    s.prefix = await prefillImage(this.lang, s.imageEmbeds);
+    s.prefix = await prefillImage(this.lang, out.image_embeds!.data as Float32Array);
   }
 
   async language(jobId: string, taskIndex: number, task: Task, caption: boolean): Promise<{ generatedIds: number[]; caption: string | null }> {
