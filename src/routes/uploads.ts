@@ -9,8 +9,12 @@ import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { Hono } from 'hono';
 import { UPLOADS_PREFIX } from '../../lib/storage/index.js';
 import type { AppDeps, AppEnv } from '../context.js';
+import { readBody } from '../intake/body.js';
 import { invalidField, ProblemError, validationProblem } from '../middleware/problem.js';
 import { UPLOAD_URL_TTL_S, UploadRequest, type Upload } from '../schemas/uploads.js';
+
+/** The request is a content type and a size: a few hundred bytes. Larger bodies are refused with 413. */
+const UPLOAD_REQUEST_MAX_BYTES = 16 * 1024;
 
 export function uploadRoutes({ config }: Pick<AppDeps, 'config'>): Hono<AppEnv> {
   const r = new Hono<AppEnv>();
@@ -31,9 +35,10 @@ export function uploadRoutes({ config }: Pick<AppDeps, 'config'>): Hono<AppEnv> 
       throw new ProblemError(415, 'unsupported-media-type', 'Unsupported media type', 'send application/json', undefined,
         { 'accept-post': 'application/json' });
     }
+    const text = (await readBody(c, UPLOAD_REQUEST_MAX_BYTES)).toString('utf8');
     let raw: unknown;
     try {
-      raw = JSON.parse(await c.req.text());
+      raw = JSON.parse(text);
     } catch (e) {
       throw new ProblemError(400, 'malformed-json', 'Malformed JSON', `not valid JSON: ${(e as Error).message}`, [{ pointer: '', detail: 'not valid JSON' }]);
     }

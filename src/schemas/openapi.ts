@@ -72,6 +72,7 @@ function buildRegistry(): OpenAPIRegistry {
     request: { body: { required: true, content: { 'application/json': { schema: UploadRequest } } } },
     responses: {
       201: { description: 'Upload URL issued', content: { 'application/json': { schema: Upload } } },
+      413: problem('Request body over 16 KiB'),
       415: problem('Content type is not application/json'),
       422: problem('Invalid request or size over the image limit'),
       501: problem('Storage is not S3: send the image inline'),

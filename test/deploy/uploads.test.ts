@@ -104,6 +104,9 @@ describe('POST /v1/uploads', () => {
     expect(zero.errors?.map((e) => e.pointer)).toEqual(['/size_bytes']);
 
     expect((await problemOf(await ask('{"content_type":', {}))).status).toBe(400);
+    // the request body is capped: a padded one is refused before it is buffered whole
+    const padded = `{"content_type":"image/png","size_bytes":10,"pad":"${'x'.repeat(64 * 1024)}"}`;
+    expect((await problemOf(await ask(padded))).status).toBe(413);
     expect((await ask('x', { 'content-type': 'text/plain' })).status).toBe(415);
     const anon = await h.app.request('/v1/uploads', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
     expect(anon.status).toBe(401);
