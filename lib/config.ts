@@ -57,6 +57,8 @@ const Env = z.object({
   URL_CA_FILE: z.string().optional(),
   URL_MAX_REDIRECTS: z.coerce.number().int().min(0).max(10).default(3),
   JOB_DEADLINE_MS: int(10 * 60_000),
+  /** Longest `Prefer: wait=N` honoured (the API allows up to 60 s; behind API Gateway + Lambda, 29 s at most). */
+  MAX_PREFER_WAIT_S: z.coerce.number().int().min(0).max(60).default(60),
   /** Seconds that finished jobs, their inputs and results are kept. */
   JOB_RETENTION_S: int(7 * 24 * 3600),
   /** Results at most this size (bytes of JSON) are inlined in GET /v1/jobs/{id}. */
@@ -88,6 +90,8 @@ export interface Config {
     resultInlineMaxBytes: number;
   };
   jobDeadlineMs: number;
+  /** Cap on `Prefer: wait=N` in seconds (0: never hold a response). */
+  maxPreferWaitS: number;
   jobRetentionS: number;
   webhook: { timeoutMs: number; maxAttempts: number };
 }
@@ -155,6 +159,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       resultInlineMaxBytes: e.RESULT_INLINE_MAX_BYTES,
     },
     jobDeadlineMs: e.JOB_DEADLINE_MS,
+    maxPreferWaitS: e.MAX_PREFER_WAIT_S,
     jobRetentionS: e.JOB_RETENTION_S,
     webhook: { timeoutMs: e.WEBHOOK_TIMEOUT_MS, maxAttempts: e.WEBHOOK_MAX_ATTEMPTS },
   };

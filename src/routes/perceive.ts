@@ -19,10 +19,11 @@ import type { JobQuota } from '../middleware/quota.js';
 import { maxRequestBytes, MAX_WAIT_S } from '../schemas/perceive.js';
 import { jobLinks, toPublicJob } from '../schemas/job.js';
 
-/** `Prefer: wait=N` (RFC 7240): seconds to hold the response, capped at MAX_WAIT_S; 0 when absent. */
-export function preferredWaitS(header: string | undefined): number {
+/** `Prefer: wait=N` (RFC 7240): seconds to hold the response, capped at `maxS` (MAX_PREFER_WAIT_S, itself at
+ *  most MAX_WAIT_S); 0 when absent. */
+export function preferredWaitS(header: string | undefined, maxS: number = MAX_WAIT_S): number {
   const m = header ? /(?:^|[,;\s])wait\s*=\s*"?(\d{1,6})"?/i.exec(header) : null;
-  return m ? Math.min(Number(m[1]), MAX_WAIT_S) : 0;
+  return m ? Math.min(Number(m[1]), maxS, MAX_WAIT_S) : 0;
 }
 
 /** What makes two requests "the same" for Idempotency-Key: the validated fields and the image identity. */
@@ -68,7 +69,7 @@ export function perceive(d: PerceiveDeps) {
       applyRateLimit(c, await d.limiter.hit(key));
       throw e;
     }
-    const waitS = preferredWaitS(c.req.header('prefer'));
+    const waitS = preferredWaitS(c.req.header('prefer'), config.maxPreferWaitS);
 
     const jobId = randomUUID();
     const createdAt = Date.now();

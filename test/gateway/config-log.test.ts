@@ -17,6 +17,12 @@ describe('loadConfig', () => {
     expect(c.urlAllowlist).toEqual(['a.example', '10.0.0.0/8']);
   });
 
+  it('MAX_PREFER_WAIT_S: 60 s by default, lower for platforms with a shorter request timeout, never above 60', () => {
+    expect(loadConfig({}).maxPreferWaitS).toBe(60);
+    expect(loadConfig({ MAX_PREFER_WAIT_S: '29' }).maxPreferWaitS).toBe(29);
+    expect(() => loadConfig({ MAX_PREFER_WAIT_S: '61' })).toThrow(/MAX_PREFER_WAIT_S/);
+  });
+
   it('reads keys from API_KEYS_FILE as well', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'keys-'));
     const file = path.join(dir, 'keys.json');

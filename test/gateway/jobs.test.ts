@@ -124,6 +124,25 @@ describe('Prefer: wait', () => {
     expect(preferredWaitS('nowait=5')).toBe(0);
   });
 
+  it('caps wait=N at MAX_PREFER_WAIT_S', () => {
+    expect(preferredWaitS('wait=45', 29)).toBe(29);
+    expect(preferredWaitS('wait=5', 29)).toBe(5);
+    expect(preferredWaitS('wait=5', 0)).toBe(0);
+  });
+
+  it('holds a response no longer than MAX_PREFER_WAIT_S and says which wait it applied', async () => {
+    const capped = await openHarness({ MAX_PREFER_WAIT_S: '1' });
+    try {
+      const t0 = Date.now();
+      const res = await capped.post(body, { headers: { prefer: 'wait=20' } });
+      expect(res.status).toBe(202);
+      expect(res.headers.get('preference-applied')).toBe('wait=1');
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(900);
+    } finally {
+      await capped.close();
+    }
+  });
+
   it('answers 202 after the wait when the job is not done', async () => {
     const t0 = Date.now();
     const { res } = await submit(KEYS.alpha, { prefer: 'wait=1' });
