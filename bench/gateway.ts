@@ -2,12 +2,14 @@
 // to an object already in storage) against a real Redis, with the gateway in-process and autocannon as the
 // client. Baseline in the same run: GET /healthz (no Redis), so the ratio says what the job path costs.
 // REDIS_URL: use that Redis (a unique key prefix is used and removed); otherwise a redis-server is started.
+// BENCH_CPU_PROF=file.cpuprofile: a V8 CPU profile of the gateway during the POST /v1/perceive run only.
 import { execSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { Session } from 'node:inspector/promises';
 import { serve } from '@hono/node-server';
 import sharp from 'sharp';
 import { hashApiKey, loadConfig } from '../lib/config.js';
@@ -93,6 +95,20 @@ async function run(o: { title: string; url: string; duration: number; method?: s
   return { ...r, cpuUs: (cpu.user + cpu.system) / n, redisUs: redisUs / n, clientUs: clientUs / n };
 }
 
+async function profiled<T>(file: string | undefined, body: () => Promise<T>): Promise<T> {
+  if (!file) return body();
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  const out = await body();
+  const { profile } = await session.post('Profiler.stop');
+  writeFileSync(file, JSON.stringify(profile));
+  session.disconnect();
+  console.log(`  CPU profile of the POST /v1/perceive run: ${file}`);
+  return out;
+}
+
 function report(name: string, r: Measured, okStatus: number): number {
   const ok = r['2xx'];
   const perS = ok / (r.duration);
@@ -135,7 +151,7 @@ const perceive = {
 console.log(`gateway bench: ${os.cpus().length} CPUs, ${CONNECTIONS} connections, ${DURATION_S} s per run, Redis ${redis.url}`);
 await run({ ...perceive, duration: 2, title: 'warm-up' });
 const health = await run({ url: `${url}/healthz`, duration: DURATION_S, title: 'GET /healthz' });
-const jobs = await run({ ...perceive, duration: DURATION_S, title: 'POST /v1/perceive' });
+const jobs = await profiled(process.env.BENCH_CPU_PROF, () => run({ ...perceive, duration: DURATION_S, title: 'POST /v1/perceive' }));
 const base = report('GET /healthz (baseline)', health, 200);
 const accepted = report('POST /v1/perceive', jobs, 202);
 console.log(`accepted jobs/s vs baseline: ${(accepted / base).toFixed(2)}x   target >= 2000 jobs/s: ${accepted >= 2000 ? 'met' : 'NOT met'}`);
