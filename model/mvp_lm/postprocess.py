@@ -217,12 +217,15 @@ def panoptic(logits: np.ndarray, masks_raw: np.ndarray, task: dict, geom: Geomet
             for s in segments]
 
 
-def semantic(logits: np.ndarray, masks_raw: np.ndarray, task: dict, geom: Geometry, num_k: int) -> list[dict]:
-    """Σ_q softmax(q)[c] · sigmoid(mask_q) over the first K queries, argmax per pixel; one region per phrase."""
-    probs = torch.as_tensor(_softmax(logits[:num_k])[:, :-1])
+def semantic(logits: np.ndarray, masks_raw: np.ndarray, task: dict, geom: Geometry) -> list[dict]:
+    """Σ_q softmax(q)[c] · sigmoid(mask_q) over ALL queries (the K thing queries and the stuff queries, as in
+    Mask2Former's semantic inference: training matches stuff targets to the stuff queries only), argmax per pixel;
+    one region per phrase."""
+    num_q = logits.shape[0]
+    probs = torch.as_tensor(_softmax(logits)[:, :-1])
     acc = None
-    for start in range(0, num_k, _MASK_CHUNK):
-        part = torch.sigmoid(masks_to_original(masks_raw[start:min(start + _MASK_CHUNK, num_k)], geom))
+    for start in range(0, num_q, _MASK_CHUNK):
+        part = torch.sigmoid(masks_to_original(masks_raw[start:min(start + _MASK_CHUNK, num_q)], geom))
         term = torch.einsum("qc,qhw->chw", probs[start:start + part.shape[0]], part)
         acc = term if acc is None else acc + term
     label_map = acc.argmax(0).numpy()
@@ -290,7 +293,7 @@ def postprocess_task(task: dict, raw: dict, geom: Geometry, constants: dict, num
         if mode == "panoptic":
             result["detections"] = panoptic(logits, masks_raw, task, geom, constants)
         elif mode == "semantic":
-            result["semantic"] = semantic(logits, masks_raw, task, geom, num_k)
+            result["semantic"] = semantic(logits, masks_raw, task, geom)
         elif mode in ("instance", "detection"):
             result["detections"] = _words_topk(logits, masks_raw, boxes, task, geom, constants, num_k,
                                                with_mask_score=mode == "instance")

@@ -137,6 +137,16 @@ def test_semantic_argmax_of_prob_weighted_masks():
     assert [(r["phrase"], r["area"]) for r in res["semantic"]] == [("road", 2), ("car", 2)]
 
 
+def test_semantic_counts_the_stuff_queries_too():
+    # Query 2 lies past the K=2 thing queries: a stuff query, the only one that predicts "sky" (the bottom row).
+    logits = np.log(np.array([[9, 0.5, 0.5], [9, 0.5, 0.5], [0.01, 9, 0.5]], dtype=np.float32))
+    masks = np.stack([_mask((0, 0), (0, 1)), _mask((0, 0), (0, 1)), _mask((1, 0), (1, 1))])
+    raw = {"pred_logits": logits, "pred_masks": masks, "pred_boxes": np.zeros((3, 4), np.float32)}
+    task = _words("semantic", ["car", {"text": "sky", "stuff": True}])
+    res = postprocess_task(task, raw, IDENTITY, C, num_k=2, task_index=0)
+    assert [(r["phrase"], r["area"]) for r in res["semantic"]] == [("car", 2), ("sky", 2)]
+
+
 def _sentence(mode, **kw):
     return {"type": "sentence", "sentence": "the red circle", "mode": mode, **kw}
 

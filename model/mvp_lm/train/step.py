@@ -3,7 +3,8 @@
 image -> encoder; prompt+response ids -> LLM (image tokens spliced) -> LM loss on the response; per sample: pooled
 phrase/sentence embeddings (+ the <PER> state in the paper variant) -> perception decoder -> set losses.
 All queries (K text-selected + the stuff queries) always run, as in the exported graph; the first K may match
-only things, so outside panoptic data the stuff queries learn "no object" (they are unused there at inference).
+only things, so outside panoptic and semantic data the stuff queries learn "no object" (panoptic and semantic
+inference use them; the other modes read the first K only).
 """
 import torch
 from torch import Tensor, nn

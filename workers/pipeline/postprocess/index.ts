@@ -27,7 +27,7 @@ export function postprocessTask(
       case 'panoptic':
         return { ...base, detections: panoptic(raw, task, resizer, constants) };
       case 'semantic':
-        return { ...base, detections: [], semantic: semantic(raw, task, resizer, numK) };
+        return { ...base, detections: [], semantic: semantic(raw, task, resizer) };
       case 'instance':
       case 'detection':
         return { ...base, detections: wordsTopK(raw, task, resizer, constants, numK) };

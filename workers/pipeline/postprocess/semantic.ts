@@ -1,5 +1,6 @@
-// Word tasks, semantic mode: Σ_q softmax(q)[c] · sigmoid(mask_q) over the first K queries, argmax per pixel,
-// one region per phrase present. Computed in row bands so the C×band accumulator stays bounded.
+// Word tasks, semantic mode: Σ_q softmax(q)[c] · sigmoid(mask_q) over ALL queries (thing and stuff queries, as
+// Mask2Former does; training matches stuff targets to the stuff queries only), argmax per pixel, one region per
+// phrase present. Computed in row bands so the C×band accumulator stays bounded.
 import type { TaskResult } from '../../../contracts/result.js';
 import type { WordsTask } from '../../../contracts/task.js';
 import { encodeRle } from '../rle.js';
@@ -9,10 +10,11 @@ import type { RawOutputs } from './types.js';
 
 const ACCUMULATOR_FLOATS = 1 << 24; // 64 MiB
 
-export function semantic(raw: RawOutputs, task: WordsTask, resizer: MaskResizer, numK: number): NonNullable<TaskResult['semantic']> {
+export function semantic(raw: RawOutputs, task: WordsTask, resizer: MaskResizer): NonNullable<TaskResult['semantic']> {
   const cols = raw.numPhrases;
   const classes = cols - 1;
-  const probs = softmaxRows(raw.logits, numK, cols);
+  const numQ = raw.numQueries;
+  const probs = softmaxRows(raw.logits, numQ, cols);
   const { height: h, width: w } = resizer.geom.original;
   const label = new Int32Array(h * w);
   const bandRows = Math.max(1, Math.min(h, Math.floor(ACCUMULATOR_FLOATS / (classes * w))));
@@ -22,7 +24,7 @@ export function semantic(raw: RawOutputs, task: WordsTask, resizer: MaskResizer,
     const r1 = Math.min(h, r0 + bandRows);
     const n = (r1 - r0) * w;
     acc.fill(0);
-    for (let q = 0; q < numK; q++) {
+    for (let q = 0; q < numQ; q++) {
       resizer.logits(raw.masks, q, logits, { r0, r1, c0: 0, c1: w });
       const pq = q * cols;
       for (let i = 0; i < n; i++) {
