@@ -15,7 +15,8 @@ Training (the model-train helper calls this):
       TrainingIds.input_ids     list[int]  prompt + response ids, one image placeholder
       TrainingIds.image_index   int        index of the placeholder in input_ids
       TrainingIds.labels        list[int]  length seq_len (spliced), HF style (NOT shifted: logits at j-1 predict
-                                           labels[j]); -100 everywhere except the response (caption, marker, <PER>)
+                                           labels[j]); -100 everywhere except a caption response (caption, marker, <PER>);
+                                           all -100 for a caption-off sample (its response is fed, not generated)
       TrainingIds.phrase_spans  list[(start, end)]  spliced, end exclusive, one per phrase (background last)
       TrainingIds.per_position  int | None spliced position of <PER> (None in released-code: no response)
       TrainingIds.seq_len       int
@@ -218,6 +219,8 @@ def build_training_ids(tok: Tokenizer, spec: PromptSpec, *, phrases: list[str] |
             response = _encode(tok, text) + response_tail_ids(tok, spec)
     ids = prompt.input_ids + response
     seq_len = prompt.seq_len + len(response)
-    labels = [-100] * prompt.seq_len + response
+    # A caption-off response is fed, never generated: no LM loss on it, or the most frequent response in a mixed
+    # run becomes what greedy decoding writes instead of a caption.
+    labels = [-100] * prompt.seq_len + (response if caption is not None else [-100] * len(response))
     per_position = seq_len - 1 if response else None
     return TrainingIds(ids, prompt.image_index, labels, prompt.phrase_spans, per_position, seq_len)

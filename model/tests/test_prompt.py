@@ -86,7 +86,8 @@ def test_training_ids_label_only_the_response(tok):
     assert tr.per_position == tr.seq_len - 1 and tr.labels[tr.per_position] == spec.tokens["per"]
     assert tr.phrase_spans == prompt.phrase_spans
     off = build_training_ids(tok, spec, sentence="the dog", caption=None)
-    assert off.labels[-len(no_caption_ids(tok, spec)):] == no_caption_ids(tok, spec)
+    assert off.input_ids[-len(no_caption_ids(tok, spec)):] == no_caption_ids(tok, spec)
+    assert set(off.labels) == {-100}  # fed, not generated: no LM loss
     released = build_training_ids(tok, default_spec(tok, "released-code", N_IMG), phrases=["dog"])
     assert released.per_position is None and set(released.labels) == {-100}
 

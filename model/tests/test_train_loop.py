@@ -84,3 +84,7 @@ def test_stage2_freezes_only_the_image_encoder():
     trainable = {n.split(".")[0] for n, p in model.named_parameters() if p.requires_grad}
     assert frozen == {"swin"}
     assert {"connector", "phi", "pixel_decoder", "decoder", "heads", "query_gen", "phrase_projector"} <= trainable
+    set_trainable(model, 2, train_encoder=True)  # a from-scratch encoder (the demo model) trains too
+    assert all(p.requires_grad for p in model.parameters())
+    set_trainable(model, 1, train_encoder=True)  # stage 1 stays connector-only
+    assert {n.split(".")[0] for n, p in model.named_parameters() if p.requires_grad} == {"connector"}

@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", default=".data/demo", help="synthetic sets, SFT data, training runs, predictions")
     p.add_argument("--out", default="models/demo", help="the shipped bundle, metrics.json and ci-slice/")
     p.add_argument("--docs", default="docs", help="where the README pictures go")
-    p.add_argument("--train-images", type=int, default=600, help="train set size (seed 1)")
+    p.add_argument("--train-images", type=int, default=2000, help="train set size (seed 1)")
     p.add_argument("--val-images", type=int, default=500, help="held-out set size (seed 2)")
     p.add_argument("--stage2-steps", type=int, default=Schedule.stage2_steps,
                    help="stage-2 schedule length (the default reproduces the shipped model)")

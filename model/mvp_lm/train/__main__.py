@@ -16,6 +16,8 @@ def parse_args(argv=None) -> TrainOptions:
     p.add_argument("--variant", choices=["paper", "released-code"], default="paper")
     p.add_argument("--stage", type=int, choices=[1, 2], default=2,
                    help="1: connector only, LM loss; 2: all but the image encoder, LM + decoder losses")
+    p.add_argument("--train-encoder", action="store_true",
+                   help="stage 2: train the image encoder too (one that starts random, as in the demo model)")
     p.add_argument("--steps", type=int, default=1000, help="length of the whole schedule")
     p.add_argument("--batch-size", type=int, default=2, help="per process")
     p.add_argument("--lr", type=float, help="default 1e-3 (stage 1, tiny) or 6e-5 (full stage 2)")

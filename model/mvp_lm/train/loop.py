@@ -40,6 +40,7 @@ class TrainOptions:
     config: str = "tiny"  # model preset: tiny | full
     variant: str = "paper"
     stage: int = 2  # 1: connector only (LM loss); 2: all but the image encoder (LM + decoder losses)
+    train_encoder: bool = False  # stage 2 trains the image encoder too (for one trained from scratch)
     steps: int = 1000  # length of the whole schedule
     batch_size: int = 2  # per process
     lr: float | None = None  # default: 1e-3 stage 1; stage 2: 6e-5 full, 1e-3 tiny (trains from scratch)
@@ -75,10 +76,14 @@ class TrainOptions:
         )
 
 
-def set_trainable(model: MVPLM, stage: int) -> None:
-    """Stage 1: the connector only. Stage 2: everything except the Swin image encoder."""
+def set_trainable(model: MVPLM, stage: int, train_encoder: bool = False) -> None:
+    """Stage 1: the connector only. Stage 2: everything except the Swin image encoder (the paper's is pretrained),
+    or everything with `train_encoder` (an encoder that starts random, as in the demo model)."""
     for name, p in model.named_parameters():
-        p.requires_grad_(name.startswith("connector.") if stage == 1 else not name.startswith("swin."))
+        if stage == 1:
+            p.requires_grad_(name.startswith("connector."))
+        else:
+            p.requires_grad_(train_encoder or not name.startswith("swin."))
 
 
 def _tokenizer(opts: TrainOptions, run: Path):
@@ -156,7 +161,7 @@ def _train(opts: TrainOptions, info: DistInfo, run: Path) -> TrainResult:
     if opts.init:
         init_state = torch.load(Path(opts.init) / "checkpoint.pt", map_location="cpu", weights_only=True)
         model.load_state_dict(init_state["model"])
-    set_trainable(model, opts.stage)
+    set_trainable(model, opts.stage, opts.train_encoder)
     model.to(info.device).train()
     weights = LossWeights()
     criterion = SetCriterion(weights, num_points=opts.num_points)
