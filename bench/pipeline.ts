@@ -1,4 +1,5 @@
-// npm run bench:pipeline [-- --full DIR] [--runs N] [--tokens N] [--full-runs N] [--full-tokens N]
+// npm run bench:pipeline [-- --full DIR] [--bundle DIR] [--only rle,decode,stages,tasks] [--runs N] [--tokens N]
+//                         [--full-runs N] [--full-tokens N]
 // Not a test: prints numbers and ratios measured in this run, on this machine.
 //  1. per-stage latency of the threaded pipeline on the tiny bundle (and a full-size bundle with --full DIR)
 //  2. LLM decode tokens/s: the TypeScript greedy loop (embed_tokens + decoder_model_merged + argmax, KV cache)
@@ -22,6 +23,8 @@ import { loadTokenizer } from '../workers/pipeline/tokenizer.js';
 const { values: args } = parseArgs({
   options: {
     full: { type: 'string' },
+    bundle: { type: 'string' },
+    only: { type: 'string', default: 'rle,decode,stages,tasks' },
     runs: { type: 'string', default: '5' },
     tokens: { type: 'string', default: '64' },
     'full-runs': { type: 'string', default: '1' },
@@ -29,7 +32,9 @@ const { values: args } = parseArgs({
   },
 });
 const PYTHON = path.resolve('.venv/bin/python');
-const TINY = path.resolve('.data/bundles/tiny-paper');
+const TINY = path.resolve(args.bundle ?? '.data/bundles/tiny-paper');
+const only = new Set(args.only!.split(','));
+for (const part of only) if (!['rle', 'decode', 'stages', 'tasks'].includes(part)) throw new Error(`--only: unknown part ${part}`);
 
 const log = (s: string) => process.stdout.write(`${s}\n`);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -49,10 +54,15 @@ const words = Task.parse({ type: 'words', phrases: ['person', 'dog', 'frisbee', 
 const hooks = { onStage: () => undefined, shouldStop: () => false };
 
 async function stageLatency(dir: string, label: string, runs: number): Promise<void> {
+  const image = await testImage(640, 480);
+  if (only.has('stages')) await threadedStages(dir, label, runs, image);
+  if (only.has('tasks')) await secondTask(dir, image, runs);
+}
+
+async function threadedStages(dir: string, label: string, runs: number, image: Buffer): Promise<void> {
   log(`\n== per-stage latency through the threaded pipeline, ${label} (${dir}), median of ${runs} runs, 640×480 PNG, caption on`);
   const pipeline = await createOnnxPipeline({ modelDir: dir, provider: 'cpu' });
   log(`pipeline ready (warm-up ${fmt(pipeline.info().warmupMs, 0)} ms)`);
-  const image = await testImage(640, 480);
   try {
     const per: Record<string, number[]> = {};
     const total: number[] = [];
@@ -68,7 +78,6 @@ async function stageLatency(dir: string, label: string, runs: number): Promise<v
   } finally {
     await pipeline.close();
   }
-  await secondTask(dir, image, runs);
 }
 
 /**
@@ -98,14 +107,14 @@ async function secondTask(dir: string, image: Buffer, runs: number): Promise<voi
           return ms;
         };
         try {
-          let a = await timed(() => engine.preprocess(job, image));
-          a += await timed(() => engine.vision(job));
-          a += await timed(() => engine.language(job, 0, first, true));
-          a += await timed(() => engine.perception(job, 0, first));
-          a += await timed(() => engine.postprocess(job, 0, first));
-          let b = await timed(() => engine.language(job, 1, second, true), 'language');
-          b += await timed(() => engine.perception(job, 1, second), 'perception');
-          b += await timed(() => engine.postprocess(job, 1, second), 'postprocess');
+          let a = await timed(() => engine.preprocess(job, image), 'first preprocess');
+          a += await timed(() => engine.vision(job), 'first vision');
+          a += await timed(() => engine.language(job, 0, first, true), 'first language');
+          a += await timed(() => engine.perception(job, 0, first), 'first perception');
+          a += await timed(() => engine.postprocess(job, 0, first), 'first postprocess');
+          let b = await timed(() => engine.language(job, 1, second, true), 'second language');
+          b += await timed(() => engine.perception(job, 1, second), 'second perception');
+          b += await timed(() => engine.postprocess(job, 1, second), 'second postprocess');
           firsts.push(a);
           seconds.push(b);
           ratios.push(b / a);
@@ -114,7 +123,10 @@ async function secondTask(dir: string, image: Buffer, runs: number): Promise<voi
         }
       }
       log(`  ${label.padEnd(22)} first ${fmt(median(firsts)).padStart(7)} ms, second ${fmt(median(seconds)).padStart(7)} ms: second = ${fmt(100 * median(ratios))}% of the first (target ≤ 35%)`);
-      log(`  ${''.padEnd(22)} second task: ${Object.entries(parts).map(([k, v]) => `${k} ${fmt(median(v))} ms`).join(', ')}`);
+      for (const which of ['first', 'second']) {
+        const mine = Object.entries(parts).filter(([k]) => k.startsWith(which));
+        log(`  ${''.padEnd(22)} ${mine.map(([k, v]) => `${k} ${fmt(median(v))} ms`).join(', ')}`);
+      }
     }
   } finally {
     await engine.close();
@@ -211,17 +223,19 @@ print(a, b, len(r['counts']))
   log(`  speed ratio TS vs pycocotools: ${fmt(fortran! / ts, 2)}× (vs incl. the Fortran copy: ${fmt(withCopy! / ts, 2)}×; target ≥ 0.5×, goal ≥ 1×)`);
 }
 
-if (!existsSync(path.join(TINY, 'manifest.json'))) {
+if (!existsSync(path.join(TINY, 'manifest.json')) && !args.bundle) {
   log(`exporting the tiny bundle to ${TINY} ...`);
   execFileSync(PYTHON, ['-m', 'mvp_lm.export', '--preset', 'tiny', '--variant', 'paper', '--seed', '0', '--out', TINY], { cwd: path.resolve('model'), stdio: 'inherit' });
 }
 log(`machine: ${(await import('node:os')).cpus().length} CPUs, node ${process.version}`);
-rleSpeed();
-await decodeSpeed(TINY, 1, Number(args.tokens));
-await decodeSpeed(TINY, 2, Number(args.tokens));
+if (only.has('rle')) rleSpeed();
+if (only.has('decode')) {
+  await decodeSpeed(TINY, 1, Number(args.tokens));
+  await decodeSpeed(TINY, 2, Number(args.tokens));
+}
 await stageLatency(TINY, 'tiny bundle', Number(args.runs));
 if (args.full) {
-  await decodeSpeed(path.resolve(args.full), 2, Number(args['full-tokens']));
+  if (only.has('decode')) await decodeSpeed(path.resolve(args.full), 2, Number(args['full-tokens']));
   await stageLatency(path.resolve(args.full), 'full-size bundle', Number(args['full-runs']));
 } else {
   log('\n(no --full DIR given: full-size bundle not measured)');

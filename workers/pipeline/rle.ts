@@ -13,10 +13,9 @@ export interface BinaryMask {
 
 let counts = new Uint32Array(1 << 12);
 let chars = new Uint8Array(1 << 14);
-let transX = new Uint32Array(1 << 12);
-let transY = new Uint32Array(1 << 12);
 let sortedIndex = new Uint32Array(1 << 12);
 let perColumn = new Uint32Array(1 << 10);
+let padded = new Uint8Array(0);
 
 function grow<T extends Uint8Array | Uint32Array>(buf: T, need: number): T {
   let n = buf.length;
@@ -26,71 +25,58 @@ function grow<T extends Uint8Array | Uint32Array>(buf: T, need: number): T {
   return grown;
 }
 
-function pushTransition(k: number, x: number, y: number): void {
-  if (k >= transX.length) {
-    transX = grow(transX, k + 1);
-    transY = grow(transY, k + 1);
-  }
-  transX[k] = x;
-  transY[k] = y;
-}
-
 /**
- * Run lengths in column-major order, starting with a (possibly empty) run of zeros. Returns how many.
- * Strided column reads are slow, so transitions are found row by row (a pixel differs from the one above it,
- * or at the top of a column from the bottom of the previous column), comparing 16 pixels per branch where the
- * rows are word-aligned, then bucketed by column with a counting sort.
+ * The pixels (x, y) of an h×w mask where the value differs from the previous pixel in column-major order (the
+ * one above; at the top of a column, the bottom of the previous column; before the first pixel, 0). They must be
+ * pushed row by row (y ascending, then x ascending): the mask's RLE follows from them alone, so a mask can be
+ * encoded while it is produced row by row, without ever being stored.
  */
-function columnMajorRuns(data: Uint8Array, h: number, w: number): number {
-  let k = 0;
-  for (let x = 0; x < w; x++) {
-    const above = x === 0 ? 0 : data[(h - 1) * w + x - 1];
-    if (data[x] !== above) pushTransition(k++, x, 0);
-  }
-  const aligned = w % 4 === 0 && data.byteOffset % 4 === 0;
-  // Int32 words (not Uint32: they stay small integers in optimised code); four words, 16 pixels, per branch
-  const words = aligned ? new Int32Array(data.buffer, data.byteOffset, (h * w) >>> 2) : null;
-  const wordsPerRow = w >>> 2;
-  for (let y = 1; y < h; y++) {
-    const row = y * w;
-    if (!words) {
-      for (let x = 0; x < w; x++) if (data[row + x] !== data[row - w + x]) pushTransition(k++, x, y);
-      continue;
+export class Transitions {
+  private xs = new Uint32Array(256);
+  private ys = new Uint32Array(256);
+  private n = 0;
+
+  constructor(public height: number, public width: number) {}
+
+  push(x: number, y: number): void {
+    if (this.n === this.xs.length) {
+      this.xs = grow(this.xs, this.n + 1);
+      this.ys = grow(this.ys, this.n + 1);
     }
-    const a = row >>> 2;
-    const b = a - wordsPerRow;
-    for (let j = 0; j < wordsPerRow; j += 4) {
-      if (j + 4 <= wordsPerRow) {
-        const d = (words[a + j]! ^ words[b + j]!) | (words[a + j + 1]! ^ words[b + j + 1]!) |
-          (words[a + j + 2]! ^ words[b + j + 2]!) | (words[a + j + 3]! ^ words[b + j + 3]!);
-        if (d === 0) continue;
-      }
-      const x1 = Math.min(w, j * 4 + 16);
-      for (let x = j * 4; x < x1; x++) if (data[row + x] !== data[row - w + x]) pushTransition(k++, x, y);
+    this.xs[this.n] = x;
+    this.ys[this.n++] = y;
+  }
+
+  /** Empties it for a new h×w mask (its buffers are kept). */
+  reset(height: number, width: number): void {
+    this.height = height;
+    this.width = width;
+    this.n = 0;
+  }
+
+  /** The COCO RLE (pycocotools byte-identical). */
+  toRle(): Rle {
+    const { height: h, width: w, n: k, xs, ys } = this;
+    // counting sort by column (stable, so rows stay ascending within a column) into column-major indices
+    if (perColumn.length < w + 1) perColumn = new Uint32Array(w + 1);
+    perColumn.fill(0, 0, w + 1);
+    for (let t = 0; t < k; t++) perColumn[xs[t]! + 1]!++;
+    for (let x = 0; x < w; x++) perColumn[x + 1]! += perColumn[x]!;
+    if (sortedIndex.length < k) sortedIndex = grow(sortedIndex, k);
+    for (let t = 0; t < k; t++) sortedIndex[perColumn[xs[t]!]!++] = xs[t]! * h + ys[t]!;
+    if (counts.length < k + 1) counts = grow(counts, k + 1);
+    let prev = 0;
+    for (let t = 0; t < k; t++) {
+      counts[t] = sortedIndex[t]! - prev;
+      prev = sortedIndex[t]!;
     }
+    counts[k] = h * w - prev;
+    return { size: [h, w], counts: countsString(k + 1) };
   }
-  // counting sort of the transitions by column (stable, so rows stay ascending within a column)
-  if (perColumn.length < w + 1) perColumn = new Uint32Array(w + 1);
-  perColumn.fill(0, 0, w + 1);
-  for (let t = 0; t < k; t++) perColumn[transX[t]! + 1]!++;
-  for (let x = 0; x < w; x++) perColumn[x + 1]! += perColumn[x]!;
-  if (sortedIndex.length < k) sortedIndex = grow(sortedIndex, k);
-  for (let t = 0; t < k; t++) sortedIndex[perColumn[transX[t]!]!++] = transX[t]! * h + transY[t]!;
-  // after the sort pass perColumn is shifted; sortedIndex holds column-major indices in ascending order
-  if (counts.length < k + 1) counts = grow(counts, k + 1);
-  let prev = 0;
-  for (let t = 0; t < k; t++) {
-    counts[t] = sortedIndex[t]! - prev;
-    prev = sortedIndex[t]!;
-  }
-  counts[k] = h * w - prev;
-  return k + 1;
 }
 
-export function encodeRle(mask: BinaryMask): Rle {
-  const { data, height: h, width: w } = mask;
-  if (data.length !== h * w) throw new Error(`mask data has ${data.length} bytes, expected ${h}×${w}=${h * w}`);
-  const m = columnMajorRuns(data, h, w);
+/** The first m run lengths in `counts` as the COCO string (rleToString). */
+function countsString(m: number): string {
   if (chars.length < m * 7) chars = grow(chars, m * 7); // ≤ 7 five-bit groups per 32-bit count
   let p = 0;
   for (let i = 0; i < m; i++) {
@@ -104,7 +90,65 @@ export function encodeRle(mask: BinaryMask): Rle {
       chars[p++] = c + 48;
     }
   }
-  return { size: [h, w], counts: Buffer.from(chars.buffer, chars.byteOffset, p).toString('latin1') };
+  return Buffer.from(chars.buffer, chars.byteOffset, p).toString('latin1');
+}
+
+const scan = new Transitions(0, 0);
+
+/**
+ * Transitions of a row-major mask. Strided column reads are slow, so they are found row by row (a pixel differs
+ * from the one above it), comparing rows 8 pixels per Float64 word, 32 per branch. Rows are read in place when
+ * their length is a multiple of 8 bytes and the buffer is 8-aligned, otherwise from a zero-padded copy (padding
+ * never differs). Equal doubles are equal bytes for 0/1 bytes (no NaN, no -0 among those patterns); a differing
+ * word's bytes are found from the xor of its 32-bit halves.
+ */
+function rowTransitions(data: Uint8Array, h: number, w: number, out: Transitions): void {
+  for (let x = 0; x < w; x++) {
+    const above = x === 0 ? 0 : data[(h - 1) * w + x - 1];
+    if (data[x] !== above) out.push(x, 0);
+  }
+  let bytes = data;
+  let stride = w;
+  if (w % 8 !== 0 || data.byteOffset % 8 !== 0) {
+    stride = (w + 7) & ~7;
+    if (padded.length < h * stride) padded = new Uint8Array(h * stride);
+    else padded.fill(0, 0, h * stride);
+    for (let y = 0; y < h; y++) padded.set(data.subarray(y * w, (y + 1) * w), y * stride);
+    bytes = padded;
+  }
+  const words = new Float64Array(bytes.buffer, bytes.byteOffset, (h * stride) >>> 3);
+  const halves = new Int32Array(bytes.buffer, bytes.byteOffset, (h * stride) >>> 2);
+  const perRow = stride >>> 3;
+  const quads = perRow & ~3;
+  for (let y = 1; y < h; y++) {
+    const a = y * perRow;
+    const b = a - perRow;
+    for (let j = 0; j < perRow; j += 4) {
+      if (j < quads && words[a + j] === words[b + j] && words[a + j + 1] === words[b + j + 1] &&
+        words[a + j + 2] === words[b + j + 2] && words[a + j + 3] === words[b + j + 3]) continue;
+      const j1 = Math.min(perRow, j + 4);
+      for (let i = j; i < j1; i++) {
+        if (words[a + i] === words[b + i]) continue;
+        // the differing bytes of the two 32-bit halves, lowest first (little-endian: byte n is bits 8n..8n+7)
+        for (let half = 0; half < 2; half++) {
+          let d = halves[2 * (a + i) + half]! ^ halves[2 * (b + i) + half]!;
+          while (d !== 0) {
+            const byte = (31 - Math.clz32(d & -d)) >>> 3;
+            out.push(i * 8 + half * 4 + byte, y);
+            d &= ~(0xff << (byte << 3));
+          }
+        }
+      }
+    }
+  }
+}
+
+export function encodeRle(mask: BinaryMask): Rle {
+  const { data, height: h, width: w } = mask;
+  if (data.length !== h * w) throw new Error(`mask data has ${data.length} bytes, expected ${h}×${w}=${h * w}`);
+  scan.reset(h, w);
+  rowTransitions(data, h, w, scan);
+  return scan.toRle();
 }
 
 /** Inverse of encodeRle (used by the overlay renderer and by tests). Returns a row-major 0/1 mask. */
