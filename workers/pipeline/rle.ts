@@ -97,10 +97,9 @@ const scan = new Transitions(0, 0);
 
 /**
  * Transitions of a row-major mask. Strided column reads are slow, so they are found row by row (a pixel differs
- * from the one above it), comparing rows 8 pixels per Float64 word, 32 per branch. Rows are read in place when
+ * from the one above it), comparing rows 8 pixels per Float64 word (pushRowChanges). Rows are read in place when
  * their length is a multiple of 8 bytes and the buffer is 8-aligned, otherwise from a zero-padded copy (padding
- * never differs). Equal doubles are equal bytes for 0/1 bytes (no NaN, no -0 among those patterns); a differing
- * word's bytes are found from the xor of its 32-bit halves.
+ * never differs). Equal doubles are equal bytes for 0/1 bytes (no NaN, no -0 among those patterns).
  */
 function rowTransitions(data: Uint8Array, h: number, w: number, out: Transitions): void {
   for (let x = 0; x < w; x++) {
@@ -119,24 +118,28 @@ function rowTransitions(data: Uint8Array, h: number, w: number, out: Transitions
   const words = new Float64Array(bytes.buffer, bytes.byteOffset, (h * stride) >>> 3);
   const halves = new Int32Array(bytes.buffer, bytes.byteOffset, (h * stride) >>> 2);
   const perRow = stride >>> 3;
+  for (let y = 1; y < h; y++) pushRowChanges(words, halves, y * perRow, (y - 1) * perRow, perRow, 0, y, out);
+}
+
+/**
+ * Pushes (x0 + x, y) for every byte x where the two rows of `perRow` 8-byte words at word offsets a and b of
+ * `words` differ (`halves` views the same bytes as 32-bit words). Compares 32 bytes per branch; the bytes of a
+ * differing word come from the xor of its halves, lowest first (little-endian: byte n is bits 8n..8n+7).
+ */
+export function pushRowChanges(words: Float64Array, halves: Int32Array, a: number, b: number, perRow: number, x0: number, y: number, out: Transitions): void {
   const quads = perRow & ~3;
-  for (let y = 1; y < h; y++) {
-    const a = y * perRow;
-    const b = a - perRow;
-    for (let j = 0; j < perRow; j += 4) {
-      if (j < quads && words[a + j] === words[b + j] && words[a + j + 1] === words[b + j + 1] &&
-        words[a + j + 2] === words[b + j + 2] && words[a + j + 3] === words[b + j + 3]) continue;
-      const j1 = Math.min(perRow, j + 4);
-      for (let i = j; i < j1; i++) {
-        if (words[a + i] === words[b + i]) continue;
-        // the differing bytes of the two 32-bit halves, lowest first (little-endian: byte n is bits 8n..8n+7)
-        for (let half = 0; half < 2; half++) {
-          let d = halves[2 * (a + i) + half]! ^ halves[2 * (b + i) + half]!;
-          while (d !== 0) {
-            const byte = (31 - Math.clz32(d & -d)) >>> 3;
-            out.push(i * 8 + half * 4 + byte, y);
-            d &= ~(0xff << (byte << 3));
-          }
+  for (let j = 0; j < perRow; j += 4) {
+    if (j < quads && words[a + j] === words[b + j] && words[a + j + 1] === words[b + j + 1] &&
+      words[a + j + 2] === words[b + j + 2] && words[a + j + 3] === words[b + j + 3]) continue;
+    const j1 = Math.min(perRow, j + 4);
+    for (let i = j; i < j1; i++) {
+      if (words[a + i] === words[b + i]) continue;
+      for (let half = 0; half < 2; half++) {
+        let d = halves[2 * (a + i) + half]! ^ halves[2 * (b + i) + half]!;
+        while (d !== 0) {
+          const byte = (31 - Math.clz32(d & -d)) >>> 3;
+          out.push(x0 + i * 8 + half * 4 + byte, y);
+          d &= ~(0xff << (byte << 3));
         }
       }
     }

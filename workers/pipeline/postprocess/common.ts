@@ -1,6 +1,6 @@
 // Small numeric helpers of post-processing, float32 like the PyTorch reference where ranking depends on it.
 import type { Detection, Rle } from '../../../contracts/result.js';
-import { encodeRle, type BinaryMask } from '../rle.js';
+import { encodeRle, pushRowChanges, Transitions, type BinaryMask } from '../rle.js';
 import { MaskResizer, sigmoid } from './geometry.js';
 import type { Box, Outputs } from './types.js';
 
@@ -28,45 +28,108 @@ export function roundHalfEven(v: number): number {
 }
 
 export interface ScoredMask {
-  mask: Uint8Array;
   area: number;
   /** Mean sigmoid probability inside the mask (0 for an empty mask). */
   inside: number;
+  /** The mask's COCO RLE, encoded on first use. */
+  rle: () => Rle;
 }
 
-let scratch = new Float32Array(0);
-/** A reused buffer for one query's logits (post-processing runs one query at a time). */
-export function logitsBuffer(n: number): Float32Array {
-  if (scratch.length < n) scratch = new Float32Array(n);
-  return scratch;
+// One row of logits, two rows of the binary mask (8-byte aligned, zero padded: compared 8 pixels at a time) and
+// the bottom row, reused by every query (post-processing runs one query at a time).
+interface RowBuffers {
+  line: Float32Array;
+  mask: Uint8Array;
+  words: Float64Array;
+  halves: Int32Array;
+  bottom: Uint8Array;
+}
+let buffers: RowBuffers | undefined;
+
+function rowBuffers(n: number): RowBuffers {
+  if (!buffers || buffers.line.length < n) {
+    const mask = new Uint8Array(2 * ((n + 7) & ~7));
+    buffers = { line: new Float32Array(n), mask, words: new Float64Array(mask.buffer), halves: new Int32Array(mask.buffer), bottom: new Uint8Array(n) };
+  }
+  return buffers;
 }
 
 /**
- * Binary mask (logit > threshold) of one query at the original size and the mean probability inside it.
- * Only the window where the logits can exceed the threshold is resized; the rest is outside the mask.
+ * Binary mask (logit > threshold) of one query at the original size, its area, the mean probability inside it
+ * and its RLE, in one pass over the rows of the window where the logits can exceed the threshold (the rest is
+ * outside the mask). The mask itself is never stored: each row is compared with the one above it for the RLE's
+ * transitions (rle.ts), and only the sigmoid of pixels inside the mask is computed.
  */
 export function scoredMask(resizer: MaskResizer, masks: Float32Array, q: number, threshold: number): ScoredMask {
-  const { width: w } = resizer.geom.original;
-  const mask = new Uint8Array(resizer.pixels);
+  const { height: h, width: w } = resizer.geom.original;
+  const runs = new Transitions(h, w);
+  let rle: Rle | undefined;
+  const result = { area: 0, inside: 0, rle: () => (rle ??= runs.toRle()) };
   const win = resizer.support(masks, q, threshold);
-  if (!win) return { mask, area: 0, inside: 0 };
-  const ww = win.c1 - win.c0;
-  const logits = resizer.logits(masks, q, logitsBuffer((win.r1 - win.r0) * ww), win);
+  if (!win) return result;
+  const { r0, r1, c0, c1 } = win;
+  const ww = c1 - c0;
+  const rows = resizer.rows(masks, q, win);
+  const { line, mask, words, halves, bottom } = rowBuffers(ww);
+  const perRow = (ww + 7) >>> 3;
+  // row 0 follows the bottom row of the previous column in column-major order
+  bottom.fill(0, 0, ww);
+  if (r1 === h) {
+    rows.row(h - 1, line);
+    for (let c = 0; c < ww; c++) bottom[c] = line[c]! > threshold ? 1 : 0;
+  }
+  const topRow = (cur: number) => {
+    for (let x = c0; x < Math.min(c1 + 1, w); x++) {
+      const v = x < c1 && cur >= 0 ? mask[cur + x - c0]! : 0;
+      const before = x > c0 ? bottom[x - 1 - c0]! : 0;
+      if (v !== before) runs.push(x, 0);
+    }
+  };
+  if (r0 > 0) topRow(-1);
+  mask.fill(0); // the row above the window is empty
+  let cur = 0; // word offset of the current row; the previous one is the other
   let area = 0;
   let sum = 0;
-  for (let r = win.r0; r < win.r1; r++) {
-    const o = (r - win.r0) * ww;
-    const m = r * w + win.c0;
+  for (let y = r0; y < r1; y++) {
+    rows.row(y, line);
+    const o = cur * 8;
     for (let c = 0; c < ww; c++) {
-      const v = logits[o + c]!;
+      const v = line[c]!;
       if (v > threshold) {
-        mask[m + c] = 1;
+        mask[o + c] = 1;
         area++;
         sum += sigmoid(v);
+      } else {
+        mask[o + c] = 0;
       }
     }
+    const prev = perRow - cur;
+    if (y === 0) topRow(o);
+    else pushRowChanges(words, halves, cur, prev, perRow, c0, y, runs);
+    cur = prev;
   }
-  return { mask, area, inside: Math.fround(Math.fround(sum) / Math.fround(area + 1e-6)) };
+  if (r1 < h) {
+    // row r1, below the window, is empty
+    mask.fill(0, cur * 8, (cur + perRow) * 8);
+    pushRowChanges(words, halves, cur, perRow - cur, perRow, c0, r1, runs);
+  }
+  result.area = area;
+  result.inside = Math.fround(Math.fround(sum) / Math.fround(area + 1e-6));
+  return result;
+}
+
+/** ORs query q's binary mask (logit > threshold) at the original size into the row-major `into`. */
+export function orMask(resizer: MaskResizer, masks: Float32Array, q: number, threshold: number, into: Uint8Array): void {
+  const win = resizer.support(masks, q, threshold);
+  if (!win) return;
+  const ww = win.c1 - win.c0;
+  const rows = resizer.rows(masks, q, win);
+  const { line } = rowBuffers(ww);
+  for (let y = win.r0; y < win.r1; y++) {
+    rows.row(y, line);
+    const o = y * resizer.geom.original.width + win.c0;
+    for (let c = 0; c < ww; c++) if (line[c]! > threshold) into[o + c] = 1;
+  }
 }
 
 export function detection(

@@ -3,7 +3,7 @@
 // threshold, otherwise the union of the masks of the queries above the score threshold (at least the best one).
 import type { Detection } from '../../../contracts/result.js';
 import type { SentenceTask } from '../../../contracts/task.js';
-import { detection, logitsBuffer, scoredMask, type ScoredMask } from './common.js';
+import { detection, orMask, scoredMask, type ScoredMask } from './common.js';
 import { boxToOriginal, maskBox, MaskResizer, sigmoid } from './geometry.js';
 import type { PostprocessConstants, RawOutputs } from './types.js';
 
@@ -31,11 +31,10 @@ export function sentenceSingle(raw: RawOutputs, task: SentenceTask, resizer: Mas
       bestMask = m;
     }
   }
-  const { original } = resizer.geom;
   return [
     detection(0, task.sentence, bestScore, task.outputs, {
       box: boxToOriginal(raw.boxes, best, resizer.geom),
-      mask: { data: bestMask!.mask, height: original.height, width: original.width },
+      mask: bestMask!.rle,
       area: bestMask!.area,
     }),
   ];
@@ -57,17 +56,7 @@ export function sentenceMulti(
   if (chosen.length === 0) chosen = [best];
   const { original } = resizer.geom;
   const union = new Uint8Array(resizer.pixels);
-  for (const q of chosen) {
-    const win = resizer.support(raw.masks, q, c.mask_logit_threshold);
-    if (!win) continue;
-    const ww = win.c1 - win.c0;
-    const logits = resizer.logits(raw.masks, q, logitsBuffer((win.r1 - win.r0) * ww), win);
-    for (let r = win.r0; r < win.r1; r++) {
-      const o = (r - win.r0) * ww;
-      const m = r * original.width + win.c0;
-      for (let x = 0; x < ww; x++) if (logits[o + x]! > c.mask_logit_threshold) union[m + x] = 1;
-    }
-  }
+  for (const q of chosen) orMask(resizer, raw.masks, q, c.mask_logit_threshold, union);
   let area = 0;
   for (let i = 0; i < union.length; i++) area += union[i]!;
   const detections = [

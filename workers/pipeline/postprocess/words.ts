@@ -1,7 +1,6 @@
 // Word tasks, instance and detection modes: the top-k (query, phrase) pairs over the first K queries, no NMS.
 // instance: score = class prob × mean mask prob inside the mask; detection: score = class prob.
-import type { Detection, Rle, TaskResult } from '../../../contracts/result.js';
-import { encodeRle } from '../rle.js';
+import type { Detection, TaskResult } from '../../../contracts/result.js';
 import type { WordsTask } from '../../../contracts/task.js';
 import { detection, roundHalfEven, scoredMask, softmaxRows, type ScoredMask } from './common.js';
 import { boxToOriginal, MaskResizer } from './geometry.js';
@@ -34,14 +33,6 @@ export function wordsTopK(
       if (flat[i]! >= task.score_threshold && !masks.has(q)) masks.set(q, scoredMask(resizer, raw.masks, q, c.mask_logit_threshold));
     }
   }
-  const { original } = resizer.geom;
-  // a query can pair with several phrases: its mask is encoded once
-  const rles = new Map<number, Rle>();
-  const rleOf = (q: number, m: ScoredMask) => () => {
-    let rle = rles.get(q);
-    if (!rle) rles.set(q, (rle = encodeRle({ data: m.mask, height: original.height, width: original.width })));
-    return rle;
-  };
   const dets: Detection[] = [];
   for (const idx of order) {
     const q = Math.floor(idx / phrases);
@@ -55,7 +46,7 @@ export function wordsTopK(
     dets.push(
       detection(p, task.phrases[p]!.text, score, task.outputs, {
         box,
-        mask: m ? rleOf(q, m) : undefined,
+        mask: m?.rle, // a query paired with several phrases is encoded once
         area,
       }),
     );

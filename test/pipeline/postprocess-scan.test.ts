@@ -1,0 +1,81 @@
+// The one-pass mask scan of post-processing (threshold, area, mean probability and RLE transitions row by row,
+// inside the support window only) against the plain computation on the full-size logits, and the table-based
+// sigmoid against Math.exp.
+import { describe, expect, it } from 'vitest';
+import { orMask, scoredMask } from '../../workers/pipeline/postprocess/common.js';
+import { geometryFor, MaskResizer, sigmoid } from '../../workers/pipeline/postprocess/geometry.js';
+import { encodeRle } from '../../workers/pipeline/rle.js';
+
+/** Mask logits of blobs of every size (a blob may be tiny, cover the frame, touch an edge or be absent). */
+function blobs(seed: number, numQueries: number, m: number): Float32Array {
+  let s = seed;
+  const rand = () => ((s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32);
+  const masks = new Float32Array(numQueries * m * m);
+  for (let q = 0; q < numQueries; q++) {
+    const cx = rand() * m, cy = rand() * m, r = rand() * m * (q % 4 === 0 ? 1.5 : 0.4);
+    const noise = q % 3 === 0 ? 3 : 0.3;
+    for (let y = 0; y < m; y++) {
+      for (let x = 0; x < m; x++) masks[q * m * m + y * m + x] = 4 * (1 - Math.hypot(x - cx, y - cy) / (r + 1e-3)) + noise * (rand() - 0.5);
+    }
+  }
+  return masks;
+}
+
+describe('one-pass mask scan', () => {
+  it('gives the area, mean probability and RLE of the thresholded full-size logits', () => {
+    const sizes: [number, number][] = [[50, 80], [37, 23], [64, 64], [130, 90], [7, 300], [1, 9], [481, 333]];
+    let windows = 0;
+    sizes.forEach(([h, w], g) => {
+      const m = 16;
+      const numQueries = 12;
+      const masks = blobs(900 + g, numQueries, m);
+      const resizer = new MaskResizer(geometryFor({ height: h, width: w }, 64), m);
+      const logits = new Float32Array(h * w);
+      for (let q = 0; q < numQueries; q++) {
+        resizer.logits(masks, q, logits);
+        for (const threshold of [0, 2.5, -1]) {
+          const mask = new Uint8Array(h * w);
+          let area = 0;
+          let sum = 0;
+          for (let i = 0; i < h * w; i++) {
+            if (logits[i]! <= threshold) continue;
+            mask[i] = 1;
+            area++;
+            sum += sigmoid(logits[i]!);
+          }
+          const what = `${h}×${w} q ${q} threshold ${threshold}`;
+          const scored = scoredMask(resizer, masks, q, threshold);
+          expect(scored.area, what).toBe(area);
+          expect(scored.inside, what).toBe(Math.fround(Math.fround(sum) / Math.fround(area + 1e-6)));
+          expect(scored.rle(), what).toEqual(encodeRle({ data: mask, height: h, width: w }));
+          const union = new Uint8Array(h * w);
+          orMask(resizer, masks, q, threshold, union);
+          expect(Buffer.from(union).equals(Buffer.from(mask)), what).toBe(true);
+          const win = resizer.support(masks, q, threshold);
+          if (win && (win.r0 > 0 || win.r1 < h || win.c0 > 0 || win.c1 < w)) windows++;
+        }
+      }
+    });
+    expect(windows).toBeGreaterThan(20); // partial windows (edges inside the image) were exercised
+  });
+});
+
+describe('sigmoid', () => {
+  it('equals fround(1 / (1 + Math.exp(-x))) on float32 inputs', () => {
+    const mismatches: number[] = [];
+    const check = (x: number) => {
+      if (sigmoid(x) !== Math.fround(1 / (1 + Math.exp(-x)))) mismatches.push(x);
+    };
+    // every float32 in [-2, 2] at a stride, a wide range, and values beyond the table range
+    const bits = new Uint32Array(1);
+    const f = new Float32Array(bits.buffer);
+    for (let u = 0; u < 0x40000000 + 0x800000; u += 331) {
+      bits[0] = u;
+      check(f[0]!);
+      check(-f[0]!);
+    }
+    for (let x = -120; x <= 120; x += 0.001953125) check(Math.fround(x));
+    for (const x of [-1e6, -88.7, -40, -39.99999, 39.99999, 40, 88.7, 1e6, Infinity, -Infinity, 0, -0]) check(x);
+    expect(mismatches).toEqual([]);
+  });
+});
