@@ -3,7 +3,7 @@
 // sigmoid against Math.exp.
 import { describe, expect, it } from 'vitest';
 import { orMask, scoredMask } from '../../workers/pipeline/postprocess/common.js';
-import { geometryFor, MaskResizer, sigmoid } from '../../workers/pipeline/postprocess/geometry.js';
+import { geometryFor, logitBand, MaskResizer, sigmoid } from '../../workers/pipeline/postprocess/geometry.js';
 import { encodeRle } from '../../workers/pipeline/rle.js';
 
 /** Mask logits of blobs of every size (a blob may be tiny, cover the frame, touch an edge or be absent). */
@@ -77,5 +77,19 @@ describe('sigmoid', () => {
     for (let x = -120; x <= 120; x += 0.001953125) check(Math.fround(x));
     for (const x of [-1e6, -88.7, -40, -39.99999, 39.99999, 40, 88.7, 1e6, Infinity, -Infinity, 0, -0]) check(x);
     expect(mismatches).toEqual([]);
+  });
+});
+
+describe('logitBand', () => {
+  it('decides sigmoid(x) ≥ p from x alone outside the band', () => {
+    const wrong: string[] = [];
+    for (const p of [0.5, 0.3, 0.9, 1e-7, 1 - 1e-7, 0, 1, 1.5, -0.5]) {
+      const [below, above] = logitBand(p);
+      for (let x = -30; x <= 30; x += 0.0009765625) {
+        const v = Math.fround(x);
+        if ((v < below && sigmoid(v) >= p) || (v > above && sigmoid(v) < p)) wrong.push(`p ${p} x ${v}`);
+      }
+    }
+    expect(wrong).toEqual([]);
   });
 });

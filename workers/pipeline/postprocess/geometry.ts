@@ -248,6 +248,16 @@ export function sigmoid(x: number): number {
   return Math.fround(1 / (1 + exp(-x)));
 }
 
+/**
+ * [below, above]: a float32 sigmoid of a logit under `below` is < p, over `above` it is > p (a margin of 1e-6 in
+ * probability, far more than float32 rounding); in between, or where p is out of (0, 1), compute it (NaN bounds
+ * decide nothing).
+ */
+export function logitBand(p: number): [number, number] {
+  const logit = (u: number) => Math.log(u / (1 - u));
+  return [p - 1e-6 > 0 ? logit(p - 1e-6) : -Infinity, p + 1e-6 < 1 ? logit(p + 1e-6) : Infinity];
+}
+
 /** Normalised cx,cy,w,h in the padded frame → absolute x0,y0,x1,y1 in original pixels, clipped to the image. */
 export function boxToOriginal(boxes: Float32Array, q: number, geom: Geometry): [number, number, number, number] {
   const { imageSize: s, valid, original } = geom;

@@ -2,7 +2,7 @@
 import type { Detection } from '../../../contracts/result.js';
 import type { WordsTask } from '../../../contracts/task.js';
 import { detection, softmaxRows } from './common.js';
-import { maskBox, MaskResizer, sigmoid } from './geometry.js';
+import { logitBand, maskBox, MaskResizer, sigmoid } from './geometry.js';
 import type { PostprocessConstants, RawOutputs } from './types.js';
 
 interface Segment {
@@ -32,43 +32,59 @@ export function panoptic(raw: RawOutputs, task: WordsTask, resizer: MaskResizer,
   if (keep.length === 0) return [];
 
   // Pass 1: which kept query owns each pixel (first argmax of score · sigmoid(mask)).
+  const { height: h, width: w } = resizer.geom.original;
   const n = resizer.pixels;
-  const logits = new Float32Array(n);
+  const line = new Float32Array(w);
   const ownerValue = new Float32Array(n).fill(-1);
   const owner = new Int32Array(n);
   keep.forEach((q, j) => {
-    resizer.logits(raw.masks, q, logits);
+    const rows = resizer.rows(raw.masks, q);
     const s = scores[j]!;
-    for (let i = 0; i < n; i++) {
-      const v = Math.fround(s * sigmoid(logits[i]!));
-      if (v > ownerValue[i]!) {
-        ownerValue[i] = v;
-        owner[i] = j;
+    for (let y = 0; y < h; y++) {
+      rows.row(y, line);
+      const o = y * w;
+      for (let x = 0; x < w; x++) {
+        // s · sigmoid ≤ s (in float32 too): a pixel held at a value ≥ s cannot change owner
+        if (ownerValue[o + x]! >= s) continue;
+        const v = Math.fround(s * sigmoid(line[x]!));
+        if (v > ownerValue[o + x]!) {
+          ownerValue[o + x] = v;
+          owner[o + x] = j;
+        }
       }
     }
   });
+  const visibleArea = new Int32Array(keep.length);
+  for (let i = 0; i < n; i++) visibleArea[owner[i]!]!++;
 
-  // Pass 2: a query's segment is the pixels it owns inside its own mask, kept if it is mostly visible.
+  // Pass 2: a query's segment is the pixels it owns inside its own mask, kept if it is mostly visible. A query
+  // that owns no pixel is dropped whatever its mask; sigmoid(logit) ≥ threshold is decided on the logit outside
+  // a narrow band around the threshold's logit.
+  const [below, above] = logitBand(c.panoptic_mask_threshold);
+  const pt = c.panoptic_mask_threshold;
   const segments: Segment[] = [];
   const stuffSegment = new Map<number, Segment>();
   keep.forEach((q, j) => {
-    resizer.logits(raw.masks, q, logits);
+    if (visibleArea[j] === 0) return;
+    const rows = resizer.rows(raw.masks, q);
     const mask = new Uint8Array(n);
     let ownArea = 0;
-    let visibleArea = 0;
     let area = 0;
-    for (let i = 0; i < n; i++) {
-      const own = sigmoid(logits[i]!) >= c.panoptic_mask_threshold;
-      const visible = owner[i] === j;
-      if (own) ownArea++;
-      if (visible) visibleArea++;
-      if (own && visible) {
-        mask[i] = 1;
-        area++;
+    for (let y = 0; y < h; y++) {
+      rows.row(y, line);
+      const o = y * w;
+      for (let x = 0; x < w; x++) {
+        const v = line[x]!;
+        if (v < below || (v <= above && sigmoid(v) < pt)) continue;
+        ownArea++;
+        if (owner[o + x] === j) {
+          mask[o + x] = 1;
+          area++;
+        }
       }
     }
-    if (visibleArea === 0 || ownArea === 0 || area === 0) return;
-    if (visibleArea / ownArea < c.panoptic_overlap_threshold) return;
+    if (ownArea === 0 || area === 0) return;
+    if (visibleArea[j]! / ownArea < c.panoptic_overlap_threshold) return;
     const label = labels[j]!;
     const stuff = task.phrases[label]!.stuff;
     const merged = stuff ? stuffSegment.get(label) : undefined;
