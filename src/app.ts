@@ -5,6 +5,7 @@ import { Hono } from 'hono';
 import { parseAllowlist } from '../lib/net/ssrf.js';
 import { redisKeys } from '../lib/queue/index.js';
 import type { AppDeps, AppEnv } from './context.js';
+import { Admission } from './middleware/admission.js';
 import { auth } from './middleware/auth.js';
 import { Idempotency } from './middleware/idempotency.js';
 import { httpMetrics } from './middleware/metrics.js';
@@ -36,6 +37,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   v1.use('*', auth(deps.config.apiKeys));
   // POST /perceive counts itself against the rate limit (in its one pipelined round trip); the rest here.
   v1.use('*', async (c, next) => (c.req.method === 'POST' && c.req.path === '/v1/perceive' ? next() : limit(c, next)));
+  const quota = new JobQuota(deps.redis, { quota: (keyId) => `${gatewayPrefix}:quota:${keyId}`, jobRecordPrefix: jobKey('') });
   v1.post(
     '/perceive',
     perceive({
@@ -43,8 +45,9 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
       allowlist,
       gatewayPrefix,
       limiter,
+      quota,
+      admission: new Admission(deps.redis, limiter, quota),
       idempotency: new Idempotency(deps.redis, gatewayPrefix),
-      quota: new JobQuota(deps.redis, { quota: (keyId) => `${gatewayPrefix}:quota:${keyId}`, jobRecordPrefix: jobKey('') }),
     }),
   );
   v1.route('/uploads', uploadRoutes(deps));

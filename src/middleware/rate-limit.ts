@@ -1,7 +1,7 @@
 // Per-key rate limit in Redis: a fixed window counter (INCR + PEXPIRE in one script: one command per request).
 // Every answer carries the IETF RateLimit-Policy / RateLimit headers; a refused request gets 429 with
-// Retry-After. POST /v1/perceive calls the limiter itself so its count travels in the same round trip as
-// the quota reservation and the image probe; every other /v1 route uses the middleware.
+// Retry-After. POST /v1/perceive counts itself in the same script as its quota reservation (admission.ts);
+// every other /v1 route uses the middleware.
 import type { Context, MiddlewareHandler } from 'hono';
 import type { Redis } from 'ioredis';
 import type { ApiKeyConfig } from '../../lib/config.js';
@@ -15,11 +15,25 @@ export interface RateState {
   resetS: number;
 }
 
-const HIT = `
-local n = redis.call('INCR', KEYS[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
-return n
+/** Lua: counts one request in the window counter `key`, which expires `windowMs` after its last count. */
+export const RATE_HIT_LUA = `
+local function rateHit(key, windowMs)
+  local n = redis.call('INCR', key)
+  redis.call('PEXPIRE', key, windowMs)
+  return n
+end
 `;
+
+const HIT = `${RATE_HIT_LUA}
+return rateHit(KEYS[1], ARGV[1])
+`;
+
+/** The counter a request is counted in now, and how a count in it reads. */
+export interface RateWindow {
+  redisKey: string;
+  windowMs: number;
+  state(count: number): RateState;
+}
 
 export class RateLimiter {
   private readonly incr: (key: string, windowMs: number) => Promise<unknown>;
@@ -31,14 +45,19 @@ export class RateLimiter {
     this.incr = defineScript(redis, 'mvpRateLimitHit', 1, HIT);
   }
 
-  /** Counts one request of `key` in the current window. */
-  async hit(key: ApiKeyConfig): Promise<RateState> {
+  /** The current window of `key`. */
+  window(key: ApiKeyConfig): RateWindow {
     const windowMs = key.rate_limit_window_s * 1000;
     const now = Date.now();
     const window = Math.floor(now / windowMs);
-    const k = `${this.prefix}:rl:${key.id}:${window}`;
-    const count = (await this.incr(k, windowMs)) as number;
-    return { key, count, resetS: Math.max(1, Math.ceil(((window + 1) * windowMs - now) / 1000)) };
+    const resetS = Math.max(1, Math.ceil(((window + 1) * windowMs - now) / 1000));
+    return { redisKey: `${this.prefix}:rl:${key.id}:${window}`, windowMs, state: (count) => ({ key, count, resetS }) };
+  }
+
+  /** Counts one request of `key` in the current window. */
+  async hit(key: ApiKeyConfig): Promise<RateState> {
+    const w = this.window(key);
+    return w.state((await this.incr(w.redisKey, w.windowMs)) as number);
   }
 }
 

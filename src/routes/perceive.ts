@@ -1,7 +1,8 @@
 // POST /v1/perceive: validate everything, store the input image, create the job, answer 202 + Location
-// (or 200 with the finished job under `Prefer: wait=N`). Hot path for s3 references: the rate-limit count,
-// the idempotency claim, the quota reservation and the probe-cache read are issued in the same tick, so
-// ioredis auto-pipelining sends them as one round trip; then the job store's create.
+// (or 200 with the finished job under `Prefer: wait=N`). Hot path for s3 references: the admission (rate-limit
+// count and quota reservation, one script), the idempotency claim and the probe-cache read are issued in the
+// same tick, so the connection sends them as one write and one round trip (coalesceWrites in lib/queue);
+// then the job store's create.
 import { createHash, randomUUID } from 'node:crypto';
 import type { Context } from 'hono';
 import { JOB_SCHEMA_VERSION, type JobPayload } from '../../contracts/job.js';
@@ -13,6 +14,7 @@ import { checkRequestCaps } from '../intake/checks.js';
 import { resolveImage, type ResolvedImage } from '../intake/image.js';
 import { readPerceiveRequest, type ParsedRequest } from '../intake/request.js';
 import { Idempotency, parseIdempotencyKey, type Claim } from '../middleware/idempotency.js';
+import type { Admission } from '../middleware/admission.js';
 import { ProblemError } from '../middleware/problem.js';
 import { applyRateLimit, type RateLimiter } from '../middleware/rate-limit.js';
 import type { JobQuota } from '../middleware/quota.js';
@@ -41,6 +43,7 @@ export interface PerceiveDeps extends AppDeps {
   idempotency: Idempotency;
   limiter: RateLimiter;
   quota: JobQuota;
+  admission: Admission;
   gatewayPrefix: string;
 }
 
@@ -76,21 +79,21 @@ export function perceive(d: PerceiveDeps) {
     const deadlineAt = createdAt + (req.fields.deadline_s !== undefined ? req.fields.deadline_s * 1000 : config.jobDeadlineMs);
     const fp = idemKey ? fingerprint(req) : '';
 
-    const [rateR, claimR, slotR, imageR] = await Promise.allSettled([
-      d.limiter.hit(key),
+    const [admitR, claimR, imageR] = await Promise.allSettled([
+      d.admission.admit(key, jobId, deadlineAt),
       idemKey ? d.idempotency.claim(key.id, idemKey, fp, jobId) : Promise.resolve<Claim>({ kind: 'new' }),
-      d.quota.reserve(key.id, jobId, key.max_concurrent_jobs, deadlineAt),
       resolveImage(req.image, key.id, { config, redis, store, allowlist: d.allowlist, cachePrefix: d.gatewayPrefix }),
     ]);
+    const slot = admitR.status === 'fulfilled' ? admitR.value.slot : undefined;
     const undo = async (): Promise<void> => {
       await Promise.all([
-        slotR.status === 'fulfilled' ? d.quota.release(key.id, jobId) : undefined,
+        slot === 'reserved' ? d.quota.release(key.id, jobId) : undefined,
         idemKey && claimR.status === 'fulfilled' && claimR.value.kind === 'new' ? d.idempotency.release(key.id, idemKey) : undefined,
       ]);
     };
     try {
-      if (rateR.status === 'rejected') throw rateR.reason;
-      applyRateLimit(c, rateR.value);
+      if (admitR.status === 'rejected') throw admitR.reason;
+      applyRateLimit(c, admitR.value.rate);
     } catch (e) {
       await undo();
       throw e;
@@ -102,10 +105,12 @@ export function perceive(d: PerceiveDeps) {
       c.header('idempotent-replayed', 'true');
       return respond(c, prior, waitS);
     }
-    const failure = [claimR, slotR, imageR].find((r) => r.status === 'rejected');
-    if (failure) {
+    const failure: unknown = claimR.status === 'rejected' ? claimR.reason
+      : slot instanceof ProblemError ? slot
+      : imageR.status === 'rejected' ? imageR.reason : undefined;
+    if (failure !== undefined) {
       await undo();
-      throw failure.reason;
+      throw failure;
     }
     const image = (imageR as PromiseFulfilledResult<ResolvedImage>).value;
 

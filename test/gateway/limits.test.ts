@@ -46,6 +46,8 @@ describe('rate limit', () => {
       expect(refused.headers.get('retry-after')).toMatch(/^\d+$/);
       expect((await fresh.post({ tasks: 'nope' }, { key: KEYS.tight })).status).toBe(429);
       expect((await fresh.queue.getJobCounts('waiting')).waiting).toBe(2);
+      // The refused submit holds no job slot either: the quota counts the two accepted jobs only.
+      expect(await fresh.deps.redis.zcard(`${fresh.deps.keyPrefix}:gw:quota:tight`)).toBe(2);
     } finally {
       await fresh.close();
     }
