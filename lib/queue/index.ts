@@ -1,5 +1,5 @@
 // What the gateway and the workers import from the queue layer.
-export { createRedis, redisAnswers, type RedisRole } from './connection.js';
+export { coalesceWrites, createRedis, redisAnswers, type RedisRole } from './connection.js';
 export { createQueues, type Queues } from './queues.js';
 export { loadQueueSettings, type QueueSettings } from './settings.js';
 export { createJobStore, JobExistsError, type JobStore, type JobStoreOptions, type StopReason } from './job-store.js';
