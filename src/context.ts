@@ -22,7 +22,11 @@ export interface AppDeps {
 export type AppEnv = {
   Variables: {
     requestId: string;
-    log: Logger;
+    /** The request's child logger (request_id bound), made on first call. */
+    log: () => Logger;
+    /** Response headers set before the response exists (middleware/response-headers.ts); undefined once a
+     *  route built its response with them. */
+    responseHeaders: Record<string, string> | undefined;
     apiKey: ApiKeyConfig;
   };
 };

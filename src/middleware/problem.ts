@@ -80,7 +80,7 @@ function isOutage(err: Error): boolean {
 export function onError(err: Error, c: Context<AppEnv>): Response {
   if (err instanceof ProblemError) return problemResponse(c, err);
   if (isOutage(err)) {
-    (c.var.log ?? console).warn({ err }, 'dependency unavailable');
+    (c.var.log?.() ?? console).warn({ err }, 'dependency unavailable');
     return problemResponse(c, new ProblemError(503, 'unavailable', 'Service unavailable',
       'a backing service (Redis or storage) did not answer; retry shortly', undefined, { 'retry-after': '2' }));
   }
@@ -89,7 +89,7 @@ export function onError(err: Error, c: Context<AppEnv>): Response {
   if (typeof status === 'number' && status >= 400 && status < 500) {
     return problemResponse(c, new ProblemError(status as ContentfulStatusCode, 'bad-request', 'Bad request', err.message));
   }
-  (c.var.log ?? console).error({ err }, 'unhandled error');
+  (c.var.log?.() ?? console).error({ err }, 'unhandled error');
   return problemResponse(c, new ProblemError(500, 'internal', 'Internal server error', 'the request could not be completed'));
 }
 

@@ -8,6 +8,7 @@ import type { ApiKeyConfig } from '../../lib/config.js';
 import { defineScript } from '../../lib/queue/index.js';
 import type { AppEnv } from '../context.js';
 import { ProblemError } from './problem.js';
+import { setResponseHeader } from './response-headers.js';
 
 export interface RateState {
   key: ApiKeyConfig;
@@ -72,7 +73,7 @@ export function applyRateLimit(c: Context<AppEnv>, { key, count, resetS }: RateS
       `key ${key.id} may make ${key.rate_limit} requests per ${key.rate_limit_window_s} s; retry in ${resetS} s`, undefined,
       { ...headers, 'retry-after': String(resetS) });
   }
-  for (const [h, v] of Object.entries(headers)) c.header(h, v);
+  for (const [h, v] of Object.entries(headers)) setResponseHeader(c, h, v);
 }
 
 export function rateLimit(limiter: RateLimiter): MiddlewareHandler<AppEnv> {

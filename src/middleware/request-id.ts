@@ -1,10 +1,12 @@
 // A request id for every request: the caller's X-Request-Id when it is a sane token, else a new UUID.
 // It is echoed back, put on the request's child logger and copied onto jobs. One access-log line per
-// request: info for refusals (4xx), debug otherwise (5xx are logged with their error by onError).
+// request: info for refusals (4xx), debug otherwise (5xx are logged with their error by onError). The child
+// logger is made on first use: a pino child serialises its bindings, and most requests log nothing.
 import { randomUUID } from 'node:crypto';
 import type { MiddlewareHandler } from 'hono';
 import type { Logger } from '../../lib/log.js';
 import type { AppEnv } from '../context.js';
+import { applyPendingHeaders } from './response-headers.js';
 
 const SANE = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -12,16 +14,18 @@ export function requestId(log: Logger): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const given = c.req.header('x-request-id');
     const id = given && SANE.test(given) ? given : randomUUID();
-    const reqLog = log.child({ request_id: id });
+    let reqLog: Logger | undefined;
+    const requestLog = (): Logger => (reqLog ??= log.child({ request_id: id }));
     c.set('requestId', id);
-    c.set('log', reqLog);
-    c.header('x-request-id', id);
+    c.set('log', requestLog);
+    c.set('responseHeaders', { 'x-request-id': id });
     const start = performance.now();
     await next();
+    applyPendingHeaders(c);
     const status = c.res.status;
     const level = status >= 400 && status < 500 ? 'info' : 'debug';
-    if (reqLog.isLevelEnabled(level)) {
-      reqLog[level]({ method: c.req.method, path: c.req.path, status, ms: Math.round(performance.now() - start) }, 'request');
+    if (log.isLevelEnabled(level)) {
+      requestLog()[level]({ method: c.req.method, path: c.req.path, status, ms: Math.round(performance.now() - start) }, 'request');
     }
   };
 }

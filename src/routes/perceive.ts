@@ -17,6 +17,7 @@ import { Idempotency, parseIdempotencyKey, type Claim } from '../middleware/idem
 import type { Admission } from '../middleware/admission.js';
 import { ProblemError } from '../middleware/problem.js';
 import { applyRateLimit, type RateLimiter } from '../middleware/rate-limit.js';
+import { jsonWithHeaders, setResponseHeader } from '../middleware/response-headers.js';
 import type { JobQuota } from '../middleware/quota.js';
 import { maxRequestBytes, MAX_WAIT_S } from '../schemas/perceive.js';
 import { jobLinks, toPublicJob } from '../schemas/job.js';
@@ -56,7 +57,7 @@ export function perceive(d: PerceiveDeps) {
     if (waitS > 0 && !isTerminal(job.status)) job = (await jobs.waitForTerminal(job.id, waitS * 1000)) ?? job;
     const headers: Record<string, string> = { location: jobLinks(job.id).self };
     if (waitS > 0) headers['preference-applied'] = `wait=${waitS}`;
-    return c.json(toPublicJob(job), isTerminal(job.status) && waitS > 0 ? 200 : 202, headers);
+    return jsonWithHeaders(c, toPublicJob(job), isTerminal(job.status) && waitS > 0 ? 200 : 202, headers);
   }
 
   return async (c: Context<AppEnv>): Promise<Response> => {
@@ -102,7 +103,7 @@ export function perceive(d: PerceiveDeps) {
       await undo();
       const prior = await jobs.get(claimR.value.jobId);
       if (!prior) throw new ProblemError(404, 'not-found', 'Job gone', `job ${claimR.value.jobId} created with this Idempotency-Key has passed retention`);
-      c.header('idempotent-replayed', 'true');
+      setResponseHeader(c, 'idempotent-replayed', 'true');
       return respond(c, prior, waitS);
     }
     const failure: unknown = claimR.status === 'rejected' ? claimR.reason
@@ -141,7 +142,7 @@ export function perceive(d: PerceiveDeps) {
       throw e;
     }
     if (idemKey) await d.idempotency.complete(key.id, idemKey, fp, jobId);
-    c.get('log').info({ job_id: jobId, key_id: key.id, image: image.info, tasks: req.fields.tasks.length }, 'job accepted');
+    c.get('log')().info({ job_id: jobId, key_id: key.id, image: image.info, tasks: req.fields.tasks.length }, 'job accepted');
     return respond(c, view, waitS);
   };
 }

@@ -61,7 +61,7 @@ export function uploadRoutes({ config }: Pick<AppDeps, 'config'>): Hono<AppEnv> 
       s3: `s3://${storage.bucket}/${key}`,
       expires_at: new Date(Date.now() + UPLOAD_URL_TTL_S * 1000).toISOString(),
     };
-    c.var.log.info({ upload_key: key, bytes: size, content_type: contentType }, 'upload URL issued');
+    c.var.log().info({ upload_key: key, bytes: size, content_type: contentType }, 'upload URL issued');
     return c.json(body, 201);
   });
   return r;

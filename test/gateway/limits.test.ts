@@ -54,6 +54,24 @@ describe('rate limit', () => {
   });
 });
 
+describe('response headers', () => {
+  it('the request id and the RateLimit headers reach every kind of answer: accepted, refused, another route, no route', async () => {
+    const ok = await h.post(body, { headers: { 'x-request-id': 'hdr-1' } });
+    const invalid = await h.post({ tasks: 'nope' }, { headers: { 'x-request-id': 'hdr-2' } });
+    const other = await h.app.request('/v1/jobs/none', { headers: { authorization: `Bearer ${KEYS.alpha}`, 'x-request-id': 'hdr-3' } });
+    const none = await h.app.request('/nowhere', { headers: { 'x-request-id': 'hdr-4' } });
+    expect([ok.status, invalid.status, other.status, none.status]).toEqual([202, 422, 404, 404]);
+    expect([ok, invalid, other, none].map((r) => r.headers.get('x-request-id'))).toEqual(['hdr-1', 'hdr-2', 'hdr-3', 'hdr-4']);
+    for (const r of [ok, invalid, other]) {
+      expect(r.headers.get('ratelimit-policy')).toBe('"per-key";q=1000000;w=60');
+      expect(r.headers.get('ratelimit')).toMatch(/^"per-key";r=\d+;t=\d+$/);
+    }
+    expect(ok.headers.get('content-type')).toBe('application/json');
+    expect(ok.headers.get('location')).toMatch(/^\/v1\/jobs\/[0-9a-f-]{36}$/);
+    expect(invalid.headers.get('content-type')).toBe('application/problem+json');
+  });
+});
+
 describe('concurrent-job quota', () => {
   it('refuses a third unfinished job for a key allowed two, and frees the slot when one finishes', async () => {
     const a = await h.post(body, { key: KEYS.few });
