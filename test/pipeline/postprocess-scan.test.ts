@@ -1,5 +1,5 @@
 // The one-pass mask scan of post-processing (threshold, area, mean probability and RLE transitions row by row,
-// inside the support window only) against the plain computation on the full-size logits, and the table-based
+// inside the support window and each row's span only) against the plain computation on the full-size logits, and the table-based
 // sigmoid against Math.exp.
 import { describe, expect, it } from 'vitest';
 import { orMask, scoredMask } from '../../workers/pipeline/postprocess/common.js';
@@ -25,6 +25,7 @@ describe('one-pass mask scan', () => {
   it('gives the area, mean probability and RLE of the thresholded full-size logits', () => {
     const sizes: [number, number][] = [[50, 80], [37, 23], [64, 64], [130, 90], [7, 300], [1, 9], [481, 333]];
     let windows = 0;
+    let narrower = 0;
     sizes.forEach(([h, w], g) => {
       const m = 16;
       const numQueries = 12;
@@ -53,10 +54,13 @@ describe('one-pass mask scan', () => {
           expect(Buffer.from(union).equals(Buffer.from(mask)), what).toBe(true);
           const win = resizer.support(masks, q, threshold);
           if (win && (win.r0 > 0 || win.r1 < h || win.c0 > 0 || win.c1 < w)) windows++;
+          const spans = win ? resizer.rowSpans(masks, q, threshold, win) : new Int32Array(0);
+          for (let i = 0; i < spans.length; i += 2) if (spans[i + 1]! - spans[i]! < win!.c1 - win!.c0) narrower++;
         }
       }
     });
     expect(windows).toBeGreaterThan(20); // partial windows (edges inside the image) were exercised
+    expect(narrower).toBeGreaterThan(1000); // and rows scanned on part of the window only
   });
 });
 

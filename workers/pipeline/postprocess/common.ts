@@ -56,8 +56,8 @@ function rowBuffers(n: number): RowBuffers {
 
 /**
  * Binary mask (logit > threshold) of one query at the original size, its area, the mean probability inside it
- * and its RLE, in one pass over the rows of the window where the logits can exceed the threshold (the rest is
- * outside the mask). The mask itself is never stored: each row is compared with the one above it for the RLE's
+ * and its RLE, in one pass over the rows of the window, each only where the logits can exceed the threshold (the
+ * rest is outside the mask: MaskResizer.support, rowSpans). The mask itself is never stored: each row is compared with the one above it for the RLE's
  * transitions (rle.ts), and only the sigmoid of pixels inside the mask is computed.
  */
 export function scoredMask(resizer: MaskResizer, masks: Float32Array, q: number, threshold: number): ScoredMask {
@@ -70,13 +70,15 @@ export function scoredMask(resizer: MaskResizer, masks: Float32Array, q: number,
   const { r0, r1, c0, c1 } = win;
   const ww = c1 - c0;
   const rows = resizer.rows(masks, q, win);
+  const spans = resizer.rowSpans(masks, q, threshold, win);
   const { line, mask, words, halves, bottom } = rowBuffers(ww);
   const perRow = (ww + 7) >>> 3;
   // row 0 follows the bottom row of the previous column in column-major order
   bottom.fill(0, 0, ww);
   if (r1 === h) {
-    rows.row(h - 1, line);
-    for (let c = 0; c < ww; c++) bottom[c] = line[c]! > threshold ? 1 : 0;
+    const x0 = spans[2 * (h - 1 - r0)]!, x1 = spans[2 * (h - 1 - r0) + 1]!;
+    rows.row(h - 1, line, 0, x0, x1);
+    for (let c = x0; c < x1; c++) bottom[c] = line[c]! > threshold ? 1 : 0;
   }
   const topRow = (cur: number) => {
     for (let x = c0; x < Math.min(c1 + 1, w); x++) {
@@ -91,16 +93,16 @@ export function scoredMask(resizer: MaskResizer, masks: Float32Array, q: number,
   let area = 0;
   let sum = 0;
   for (let y = r0; y < r1; y++) {
-    rows.row(y, line);
+    const x0 = spans[2 * (y - r0)]!, x1 = spans[2 * (y - r0) + 1]!;
     const o = cur * 8;
-    for (let c = 0; c < ww; c++) {
+    mask.fill(0, o, o + ww);
+    if (x0 < x1) rows.row(y, line, 0, x0, x1);
+    for (let c = x0; c < x1; c++) {
       const v = line[c]!;
       if (v > threshold) {
         mask[o + c] = 1;
         area++;
         sum += sigmoid(v);
-      } else {
-        mask[o + c] = 0;
       }
     }
     const prev = perRow - cur;
@@ -124,11 +126,14 @@ export function orMask(resizer: MaskResizer, masks: Float32Array, q: number, thr
   if (!win) return;
   const ww = win.c1 - win.c0;
   const rows = resizer.rows(masks, q, win);
+  const spans = resizer.rowSpans(masks, q, threshold, win);
   const { line } = rowBuffers(ww);
   for (let y = win.r0; y < win.r1; y++) {
-    rows.row(y, line);
+    const x0 = spans[2 * (y - win.r0)]!, x1 = spans[2 * (y - win.r0) + 1]!;
+    if (x0 === x1) continue;
+    rows.row(y, line, 0, x0, x1);
     const o = y * resizer.geom.original.width + win.c0;
-    for (let c = 0; c < ww; c++) if (line[c]! > threshold) into[o + c] = 1;
+    for (let c = x0; c < x1; c++) if (line[c]! > threshold) into[o + c] = 1;
   }
 }
 

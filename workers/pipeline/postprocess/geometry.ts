@@ -77,8 +77,8 @@ export class RowResampler {
     for (let x = 0; x < out.length; x++) out[x] = w0[x]! * src[o + i0[x]!]! + w1[x]! * src[o + i1[x]!]!;
   }
 
-  /** Output row y into dst[o, o + outW). */
-  row(y: number, dst: Float32Array, o = 0): void {
+  /** Output row y, columns [x0, x1), into dst[o + x0, o + x1). */
+  row(y: number, dst: Float32Array, o = 0, x0 = 0, x1 = this.a.length): void {
     const r0 = this.rows.i0[y]!;
     const r1 = this.rows.i1[y]!;
     if (r0 !== this.rowA) {
@@ -100,7 +100,7 @@ export class RowResampler {
     const h1 = this.rows.w1[y]!;
     const a = this.a;
     const b = this.b;
-    for (let x = 0; x < a.length; x++) dst[o + x] = h0 * a[x]! + h1 * b[x]!;
+    for (let x = x0; x < x1; x++) dst[o + x] = h0 * a[x]! + h1 * b[x]!;
   }
 }
 
@@ -154,6 +154,8 @@ export class MaskResizer {
   private readonly cropped: Float32Array;
   readonly pixels: number;
   readonly full: Window;
+  private readonly colFrom: Int32Array;
+  private readonly colTo: Int32Array;
 
   constructor(readonly geom: Geometry, readonly maskSize: number) {
     const { imageSize: s, valid, original } = geom;
@@ -164,6 +166,16 @@ export class MaskResizer {
     this.cropped = new Float32Array(valid.height * valid.width);
     this.pixels = original.height * original.width;
     this.full = { r0: 0, r1: original.height, c0: 0, c1: original.width };
+    // original column x reads mask columns [lo(x), hi(x)] (both non-decreasing in x); colFrom[k] is the first x
+    // with hi(x) ≥ k, colTo[k] one past the last x with lo(x) ≤ k
+    const m = maskSize;
+    const w = original.width;
+    this.colFrom = new Int32Array(m).fill(w);
+    this.colTo = new Int32Array(m);
+    for (let x = w - 1; x >= 0; x--) this.colFrom[this.padCols.i1[this.origCols.i1[x]!]!] = x;
+    for (let k = m - 2; k >= 0; k--) this.colFrom[k] = Math.min(this.colFrom[k]!, this.colFrom[k + 1]!);
+    for (let x = 0; x < w; x++) this.colTo[this.padCols.i0[this.origCols.i0[x]!]!] = x + 1;
+    for (let k = 1; k < m; k++) this.colTo[k] = Math.max(this.colTo[k]!, this.colTo[k - 1]!);
   }
 
   /**
@@ -196,24 +208,41 @@ export class MaskResizer {
   }
 
   /**
-   * The window outside which query `q`'s logits cannot exceed `threshold` (a bilinear output never exceeds its
-   * largest tap), or null when they exceed it nowhere. A small margin keeps float rounding on the safe side.
+   * The first and last column of each of query q's M rows with a logit above `threshold` (m and -1 for a row
+   * with none). A small margin keeps float rounding on the safe side.
    */
-  support(masks: Float32Array, q: number, threshold: number): Window | null {
+  private activeColumns(masks: Float32Array, q: number, threshold: number): [Int32Array, Int32Array] {
     const m = this.maskSize;
     const base = q * m * m;
     const t = threshold - 1e-6 * Math.max(1, Math.abs(threshold));
-    let y0 = m, y1 = -1, x0 = m, x1 = -1;
+    const first = new Int32Array(m).fill(m);
+    const last = new Int32Array(m).fill(-1);
     for (let y = 0; y < m; y++) {
       const row = base + y * m;
       for (let x = 0; x < m; x++) {
         if (masks[row + x]! > t) {
-          if (y < y0) y0 = y;
-          y1 = y;
-          if (x < x0) x0 = x;
-          if (x > x1) x1 = x;
+          if (first[y] === m) first[y] = x;
+          last[y] = x;
         }
       }
+    }
+    return [first, last];
+  }
+
+  /**
+   * The window outside which query `q`'s logits cannot exceed `threshold` (a bilinear output never exceeds its
+   * largest tap), or null when they exceed it nowhere.
+   */
+  support(masks: Float32Array, q: number, threshold: number): Window | null {
+    const m = this.maskSize;
+    const [first, last] = this.activeColumns(masks, q, threshold);
+    let y0 = m, y1 = -1, x0 = m, x1 = -1;
+    for (let y = 0; y < m; y++) {
+      if (last[y]! < 0) continue;
+      if (y < y0) y0 = y;
+      y1 = y;
+      x0 = Math.min(x0, first[y]!);
+      x1 = Math.max(x1, last[y]!);
     }
     if (y1 < 0) return null;
     const padR = outputsReading(this.padRows, y0, y1);
@@ -222,6 +251,33 @@ export class MaskResizer {
     const r = outputsReading(this.origRows, padR[0], padR[1]);
     const c = outputsReading(this.origCols, padC[0], padC[1]);
     return r && c ? { r0: r[0], r1: r[1] + 1, c0: c[0], c1: c[1] + 1 } : null;
+  }
+
+  /**
+   * Within `win`, for each row r0 + i the columns [spans[2i], spans[2i + 1]) (relative to c0) outside which query
+   * q's logits cannot exceed `threshold`: those that read a mask cell above it through both resizes. Empty
+   * when equal. Tighter than the window where the mask is not a convex blob.
+   */
+  rowSpans(masks: Float32Array, q: number, threshold: number, win: Window): Int32Array {
+    const m = this.maskSize;
+    const [first, last] = this.activeColumns(masks, q, threshold);
+    const spans = new Int32Array(2 * (win.r1 - win.r0));
+    for (let y = win.r0; y < win.r1; y++) {
+      let a = m, b = -1;
+      const mr1 = this.padRows.i1[this.origRows.i1[y]!]!;
+      for (let r = this.padRows.i0[this.origRows.i0[y]!]!; r <= mr1; r++) {
+        a = Math.min(a, first[r]!);
+        b = Math.max(b, last[r]!);
+      }
+      if (b < 0) continue;
+      const x0 = Math.max(win.c0, this.colFrom[a]!);
+      const x1 = Math.min(win.c1, this.colTo[b]!);
+      if (x0 < x1) {
+        spans[2 * (y - win.r0)] = x0 - win.c0;
+        spans[2 * (y - win.r0) + 1] = x1 - win.c0;
+      }
+    }
+    return spans;
   }
 }
 

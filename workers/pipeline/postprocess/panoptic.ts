@@ -66,14 +66,22 @@ export function panoptic(raw: RawOutputs, task: WordsTask, resizer: MaskResizer,
   const stuffSegment = new Map<number, Segment>();
   keep.forEach((q, j) => {
     if (visibleArea[j] === 0) return;
-    const rows = resizer.rows(raw.masks, q);
+    // logits under `below` are outside the mask: only the rows' spans that can reach it are computed
+    const win = Number.isFinite(below) ? resizer.support(raw.masks, q, below) : resizer.full;
+    if (!win) return;
+    const spans = Number.isFinite(below) ? resizer.rowSpans(raw.masks, q, below, win) : null;
+    const rows = resizer.rows(raw.masks, q, win);
     const mask = new Uint8Array(n);
     let ownArea = 0;
     let area = 0;
-    for (let y = 0; y < h; y++) {
-      rows.row(y, line);
-      const o = y * w;
-      for (let x = 0; x < w; x++) {
+    for (let y = win.r0; y < win.r1; y++) {
+      const i = 2 * (y - win.r0);
+      const x0 = spans ? spans[i]! : 0;
+      const x1 = spans ? spans[i + 1]! : w;
+      if (x0 === x1) continue;
+      rows.row(y, line, 0, x0, x1);
+      const o = y * w + win.c0;
+      for (let x = x0; x < x1; x++) {
         const v = line[x]!;
         if (v < below || (v <= above && sigmoid(v) < pt)) continue;
         ownArea++;
