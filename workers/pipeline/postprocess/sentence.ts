@@ -13,16 +13,27 @@ function sentenceScores(raw: RawOutputs, numK: number): Float32Array {
   return s;
 }
 
+function maxLogit(raw: RawOutputs, q: number): number {
+  const n = raw.maskSize * raw.maskSize;
+  let max = -Infinity;
+  for (let i = q * n; i < (q + 1) * n; i++) max = Math.max(max, raw.masks[i]!);
+  return max;
+}
+
 export function sentenceSingle(raw: RawOutputs, task: SentenceTask, resizer: MaskResizer, c: PostprocessConstants, numK: number): Detection[] {
   const s = sentenceScores(raw, numK);
   // total = score × mean mask prob ≤ score: visiting queries by falling score, those scoring below the best total
-  // so far cannot win and their masks are never resized. Ties go to the lower query index, as in the reference.
+  // so far cannot win and their masks are never resized. Nor are those whose score × the sigmoid of their largest
+  // mask logit (a resized logit never exceeds it; 1e-6 margins for rounding) is below it. Ties go to the lower
+  // query index, as in the reference.
   const byScore = [...s.keys()].sort((a, b) => s[b]! - s[a]! || a - b);
   let best = -1;
   let bestScore = -Infinity;
   let bestMask: ScoredMask | undefined;
   for (const q of byScore) {
     if (s[q]! < bestScore) break;
+    const top = maxLogit(raw, q);
+    if (s[q]! * sigmoid(top + 1e-6 * Math.max(1, Math.abs(top))) * (1 + 1e-6) < bestScore) continue;
     const m = scoredMask(resizer, raw.masks, q, c.mask_logit_threshold);
     const total = Math.fround(s[q]! * m.inside);
     if (total > bestScore || (total === bestScore && q < best)) {
