@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { orMask, scoredMask } from '../../workers/pipeline/postprocess/common.js';
 import { geometryFor, logitBand, MaskResizer, sigmoid } from '../../workers/pipeline/postprocess/geometry.js';
-import { encodeRle } from '../../workers/pipeline/rle.js';
+import { encodeRle, pushRowChanges, Transitions } from '../../workers/pipeline/rle.js';
 
 /** Mask logits of blobs of every size (a blob may be tiny, cover the frame, touch an edge or be absent). */
 function blobs(seed: number, numQueries: number, m: number): Float32Array {
@@ -95,5 +95,30 @@ describe('logitBand', () => {
       }
     }
     expect(wrong).toEqual([]);
+  });
+});
+
+describe('pushRowChanges', () => {
+  it('finds the same changes comparing 32-bit halves only (as under denormals-are-zero) as comparing doubles', () => {
+    let seed = 7;
+    const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+    const perRow = 13;
+    const bytes = new Uint8Array(2 * perRow * 8);
+    const words = new Float64Array(bytes.buffer);
+    const halves = new Int32Array(bytes.buffer);
+    const [exact, halvesOnly] = [new Transitions(2, perRow * 8 + 3), new Transitions(2, perRow * 8 + 3)];
+    let changes = 0;
+    for (let trial = 0; trial < 200; trial++) {
+      // sparse differences, so that many differing words are denormal doubles
+      for (let i = 0; i < bytes.length; i++) bytes[i] = rand() < (trial % 2 ? 0.05 : 0.5) ? 1 : 0;
+      exact.reset(2, perRow * 8 + 3);
+      halvesOnly.reset(2, perRow * 8 + 3);
+      pushRowChanges(words, halves, perRow, 0, perRow, 3, 1, exact, true);
+      pushRowChanges(words, halves, perRow, 0, perRow, 3, 1, halvesOnly, false);
+      const rle = exact.toRle();
+      expect(halvesOnly.toRle()).toEqual(rle);
+      changes += rle.counts.length;
+    }
+    expect(changes).toBeGreaterThan(1000);
   });
 });

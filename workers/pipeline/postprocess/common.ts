@@ -1,6 +1,6 @@
 // Small numeric helpers of post-processing, float32 like the PyTorch reference where ranking depends on it.
 import type { Detection, Rle } from '../../../contracts/result.js';
-import { encodeRle, pushRowChanges, Transitions, type BinaryMask } from '../rle.js';
+import { doublesCompareBytes, encodeRle, pushRowChanges, Transitions, type BinaryMask } from '../rle.js';
 import { MaskResizer, sigmoid } from './geometry.js';
 import type { Box, Outputs } from './types.js';
 
@@ -89,6 +89,7 @@ export function scoredMask(resizer: MaskResizer, masks: Float32Array, q: number,
   };
   if (r0 > 0) topRow(-1);
   mask.fill(0); // the row above the window is empty
+  const exact = doublesCompareBytes();
   let cur = 0; // word offset of the current row; the previous one is the other
   let area = 0;
   let sum = 0;
@@ -107,13 +108,13 @@ export function scoredMask(resizer: MaskResizer, masks: Float32Array, q: number,
     }
     const prev = perRow - cur;
     if (y === 0) topRow(o);
-    else pushRowChanges(words, halves, cur, prev, perRow, c0, y, runs);
+    else pushRowChanges(words, halves, cur, prev, perRow, c0, y, runs, exact);
     cur = prev;
   }
   if (r1 < h) {
     // row r1, below the window, is empty
     mask.fill(0, cur * 8, (cur + perRow) * 8);
-    pushRowChanges(words, halves, cur, perRow - cur, perRow, c0, r1, runs);
+    pushRowChanges(words, halves, cur, perRow - cur, perRow, c0, r1, runs, exact);
   }
   result.area = area;
   result.inside = Math.fround(Math.fround(sum) / Math.fround(area + 1e-6));
