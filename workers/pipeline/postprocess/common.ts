@@ -57,14 +57,16 @@ function rowBuffers(n: number): RowBuffers {
 /**
  * Binary mask (logit > threshold) of one query at the original size, its area, the mean probability inside it
  * and its RLE, in one pass over the rows of the window, each only where the logits can exceed the threshold (the
- * rest is outside the mask: MaskResizer.support, rowSpans). The mask itself is never stored: each row is compared with the one above it for the RLE's
- * transitions (rle.ts), and only the sigmoid of pixels inside the mask is computed.
+ * rest is outside the mask: MaskResizer.support, rowSpans). The mask itself is never stored: each row is compared
+ * with the one above it for the RLE's transitions (rle.ts), and only the sigmoid of pixels inside the mask is
+ * computed. Without `encode` (for masks that are rarely output) no transitions are kept and the RLE, if asked
+ * for, costs a second scan.
  */
-export function scoredMask(resizer: MaskResizer, masks: Float32Array, q: number, threshold: number): ScoredMask {
+export function scoredMask(resizer: MaskResizer, masks: Float32Array, q: number, threshold: number, encode = true): ScoredMask {
   const { height: h, width: w } = resizer.geom.original;
-  const runs = new Transitions(h, w);
+  const runs = encode ? new Transitions(h, w) : null;
   let rle: Rle | undefined;
-  const result = { area: 0, inside: 0, rle: () => (rle ??= runs.toRle()) };
+  const result = { area: 0, inside: 0, rle: () => (rle ??= runs ? runs.toRle() : scoredMask(resizer, masks, q, threshold).rle()) };
   const win = resizer.support(masks, q, threshold);
   if (!win) return result;
   const { r0, r1, c0, c1 } = win;
@@ -75,19 +77,19 @@ export function scoredMask(resizer: MaskResizer, masks: Float32Array, q: number,
   const perRow = (ww + 7) >>> 3;
   // row 0 follows the bottom row of the previous column in column-major order
   bottom.fill(0, 0, ww);
-  if (r1 === h) {
+  if (runs && r1 === h) {
     const x0 = spans[2 * (h - 1 - r0)]!, x1 = spans[2 * (h - 1 - r0) + 1]!;
     rows.row(h - 1, line, 0, x0, x1);
     for (let c = x0; c < x1; c++) bottom[c] = line[c]! > threshold ? 1 : 0;
   }
-  const topRow = (cur: number) => {
+  const topRow = (cur: number, out: Transitions) => {
     for (let x = c0; x < Math.min(c1 + 1, w); x++) {
       const v = x < c1 && cur >= 0 ? mask[cur + x - c0]! : 0;
       const before = x > c0 ? bottom[x - 1 - c0]! : 0;
-      if (v !== before) runs.push(x, 0);
+      if (v !== before) out.push(x, 0);
     }
   };
-  if (r0 > 0) topRow(-1);
+  if (runs && r0 > 0) topRow(-1, runs);
   mask.fill(0); // the row above the window is empty
   const exact = doublesCompareBytes();
   let cur = 0; // word offset of the current row; the previous one is the other
@@ -107,11 +109,11 @@ export function scoredMask(resizer: MaskResizer, masks: Float32Array, q: number,
       }
     }
     const prev = perRow - cur;
-    if (y === 0) topRow(o);
-    else pushRowChanges(words, halves, cur, prev, perRow, c0, y, runs, exact);
+    if (runs && y === 0) topRow(o, runs);
+    else if (runs) pushRowChanges(words, halves, cur, prev, perRow, c0, y, runs, exact);
     cur = prev;
   }
-  if (r1 < h) {
+  if (runs && r1 < h) {
     // row r1, below the window, is empty
     mask.fill(0, cur * 8, (cur + perRow) * 8);
     pushRowChanges(words, halves, cur, perRow - cur, perRow, c0, r1, runs, exact);

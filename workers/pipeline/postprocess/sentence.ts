@@ -34,7 +34,7 @@ export function sentenceSingle(raw: RawOutputs, task: SentenceTask, resizer: Mas
     if (s[q]! < bestScore) break;
     const top = maxLogit(raw, q);
     if (s[q]! * sigmoid(top + 1e-6 * Math.max(1, Math.abs(top))) * (1 + 1e-6) < bestScore) continue;
-    const m = scoredMask(resizer, raw.masks, q, c.mask_logit_threshold);
+    const m = scoredMask(resizer, raw.masks, q, c.mask_logit_threshold, false); // only the best one is encoded
     const total = Math.fround(s[q]! * m.inside);
     if (total > bestScore || (total === bestScore && q < best)) {
       best = q;
