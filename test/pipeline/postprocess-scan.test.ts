@@ -49,6 +49,8 @@ describe('one-pass mask scan', () => {
           expect(scored.area, what).toBe(area);
           expect(scored.inside, what).toBe(Math.fround(Math.fround(sum) / Math.fround(area + 1e-6)));
           expect(scored.rle(), what).toEqual(encodeRle({ data: mask, height: h, width: w }));
+          const unencoded = scoredMask(resizer, masks, q, threshold, false);
+          expect([unencoded.area, unencoded.inside, unencoded.rle()], what).toEqual([scored.area, scored.inside, scored.rle()]);
           const union = new Uint8Array(h * w);
           orMask(resizer, masks, q, threshold, union);
           expect(Buffer.from(union).equals(Buffer.from(mask)), what).toBe(true);
