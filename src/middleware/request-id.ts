@@ -15,9 +15,8 @@ export function requestId(log: Logger): MiddlewareHandler<AppEnv> {
     const given = c.req.header('x-request-id');
     const id = given && SANE.test(given) ? given : randomUUID();
     let reqLog: Logger | undefined;
-    const requestLog = (): Logger => (reqLog ??= log.child({ request_id: id }));
     c.set('requestId', id);
-    c.set('log', requestLog);
+    c.set('log', () => (reqLog ??= log.child({ request_id: id })));
     c.set('responseHeaders', { 'x-request-id': id });
     const start = performance.now();
     await next();
@@ -25,7 +24,7 @@ export function requestId(log: Logger): MiddlewareHandler<AppEnv> {
     const status = c.res.status;
     const level = status >= 400 && status < 500 ? 'info' : 'debug';
     if (log.isLevelEnabled(level)) {
-      requestLog()[level]({ method: c.req.method, path: c.req.path, status, ms: Math.round(performance.now() - start) }, 'request');
+      c.get('log')()[level]({ method: c.req.method, path: c.req.path, status, ms: Math.round(performance.now() - start) }, 'request');
     }
   };
 }
