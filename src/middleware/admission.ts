@@ -39,6 +39,6 @@ export class Admission {
     const { quota, jobRecordPrefix } = this.quota.keys;
     const max = key.max_concurrent_jobs;
     const [count, active] = (await this.run(w.redisKey, quota(key.id), w.windowMs, key.rate_limit, Date.now(), max, jobId, deadlineMs, jobRecordPrefix)) as [number, number];
-    return { rate: w.state(count), slot: active === -1 ? 'reserved' : active === -2 ? 'skipped' : quotaExceeded(key.id, active, max) };
+    return { rate: { key, count, resetS: w.resetS }, slot: active === -1 ? 'reserved' : active === -2 ? 'skipped' : quotaExceeded(key.id, active, max) };
   }
 }

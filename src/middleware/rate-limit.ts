@@ -29,11 +29,12 @@ const HIT = `${RATE_HIT_LUA}
 return rateHit(KEYS[1], ARGV[1])
 `;
 
-/** The counter a request is counted in now, and how a count in it reads. */
+/** The counter a request of a key is counted in now. */
 export interface RateWindow {
   redisKey: string;
   windowMs: number;
-  state(count: number): RateState;
+  /** Seconds until the window ends. */
+  resetS: number;
 }
 
 export class RateLimiter {
@@ -52,13 +53,13 @@ export class RateLimiter {
     const now = Date.now();
     const window = Math.floor(now / windowMs);
     const resetS = Math.max(1, Math.ceil(((window + 1) * windowMs - now) / 1000));
-    return { redisKey: `${this.prefix}:rl:${key.id}:${window}`, windowMs, state: (count) => ({ key, count, resetS }) };
+    return { redisKey: `${this.prefix}:rl:${key.id}:${window}`, windowMs, resetS };
   }
 
   /** Counts one request of `key` in the current window. */
   async hit(key: ApiKeyConfig): Promise<RateState> {
     const w = this.window(key);
-    return w.state((await this.incr(w.redisKey, w.windowMs)) as number);
+    return { key, count: (await this.incr(w.redisKey, w.windowMs)) as number, resetS: w.resetS };
   }
 }
 
