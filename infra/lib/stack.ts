@@ -26,6 +26,8 @@ import { Network, REDIS_PORT } from './network.js';
 export const ECS_MAX_STOP_TIMEOUT_S = 120;
 /** API Gateway HTTP APIs end an integration after 30 s. */
 export const HTTP_API_TIMEOUT_S = 30;
+/** `Prefer: wait=N` cap of the Lambda gateway: a wait must end, and the answer go out, before API Gateway gives up. */
+export const LAMBDA_MAX_PREFER_WAIT_S = HTTP_API_TIMEOUT_S - 5;
 /** Lambda's request payload limit is 6 MB; base64 grows images by 4/3 and the JSON around them needs room. */
 export const LAMBDA_MAX_IMAGE_BYTES = 4 * 1024 * 1024;
 /** BullMQ on a cluster-mode Redis (MemoryDB is one) needs every key of a queue in one hash slot. */
@@ -157,6 +159,7 @@ export class MvpLmStack extends Stack {
         NODE_OPTIONS: '--enable-source-maps',
         API_KEYS_SECRET_ID: apiKeys.secretArn,
         MAX_IMAGE_BYTES: String(LAMBDA_MAX_IMAGE_BYTES),
+        MAX_PREFER_WAIT_S: String(LAMBDA_MAX_PREFER_WAIT_S),
       },
       paramsAndSecrets: lambda.ParamsAndSecretsLayerVersion.fromVersion(lambda.ParamsAndSecretsVersions.V1_0_103, {
         cacheSize: 10, logLevel: lambda.ParamsAndSecretsLogLevel.WARN,

@@ -5,7 +5,7 @@ import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { INTERNAL_RANGES } from '../../infra/lib/network.js';
-import { CLUSTER_QUEUE_PREFIX, ECS_MAX_STOP_TIMEOUT_S, LAMBDA_MAX_IMAGE_BYTES, MvpLmStack, type MvpLmStackProps } from '../../infra/lib/stack.js';
+import { CLUSTER_QUEUE_PREFIX, ECS_MAX_STOP_TIMEOUT_S, LAMBDA_MAX_IMAGE_BYTES, LAMBDA_MAX_PREFER_WAIT_S, MvpLmStack, type MvpLmStackProps } from '../../infra/lib/stack.js';
 import { bakedSecret } from './invariants.js';
 
 type Resource = { Type: string; Properties: Record<string, any> };
@@ -57,6 +57,8 @@ describe('gateway: Lambda behind an HTTP API', () => {
     expect(fn.Properties.VpcConfig.SubnetIds.length).toBe(2);
     const env = fn.Properties.Environment.Variables;
     expect(env).toMatchObject({ STORAGE_DRIVER: 's3', QUEUE_PREFIX: CLUSTER_QUEUE_PREFIX, MAX_IMAGE_BYTES: String(LAMBDA_MAX_IMAGE_BYTES) });
+    expect(Number(env.MAX_PREFER_WAIT_S)).toBe(LAMBDA_MAX_PREFER_WAIT_S);
+    expect(Number(env.MAX_PREFER_WAIT_S)).toBeLessThan(fn.Properties.Timeout); // a wait ends before the Lambda (and API Gateway) gives up
     expect(json(env.API_KEYS_SECRET_ID)).toMatch(/ApiKeys/);
     expect(env.API_KEYS).toBeUndefined();
     expect(json(env.REDIS_URL)).toMatch(/rediss:\/\//);
