@@ -59,10 +59,15 @@ def test_items_collate_into_padded_spliced_batch(tmp_path):
     seq = [len(it.input_ids) - 1 + CFG.num_image_tokens for it in items]
     assert batch.attention_mask.sum(1).tolist() == seq
     assert batch.labels.shape == batch.attention_mask.shape == batch.position_ids.shape
-    # the response (labels != -100) ends with <PER>, which sits at per_position
+    # both responses end with <PER> at per_position; only the caption response (words) is trained, the
+    # caption-off one (sentence, no caption) is fed without LM loss
     for b, it in enumerate(items):
+        assert it.input_ids[-1] == spec.tokens["per"] and it.per_position == seq[b] - 1
         trained = batch.labels[b][batch.labels[b] != -100]
-        assert trained[-1].item() == spec.tokens["per"] and it.per_position == seq[b] - 1
+        if b == 0:
+            assert trained[-1].item() == spec.tokens["per"]
+        else:
+            assert trained.numel() == 0
         assert (batch.labels[b, seq[b]:] == -100).all()
     embeds = splice_image(torch.zeros(2, batch.input_ids.shape[1], 4), torch.ones(2, CFG.num_image_tokens, 4),
                           batch.image_index)
