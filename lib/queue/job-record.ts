@@ -7,6 +7,12 @@ import { WebhookAttempt, type JobStatus, type JobView } from './job-view.js';
 
 export type RecordFields = Record<string, string>;
 
+/** What a job was asked to do, as its view shows it. */
+function jobInput(payload: JobPayload): JobView['input'] {
+  const { content_type, width, height, bytes } = payload.image;
+  return { image: { content_type, width, height, bytes }, tasks: payload.tasks, caption: payload.caption };
+}
+
 export function newRecordFields(payload: JobPayload): RecordFields {
   const fields: RecordFields = {
     id: payload.job_id,
@@ -17,20 +23,38 @@ export function newRecordFields(payload: JobPayload): RecordFields {
     attempts: '0',
     created_at: payload.created_at,
     deadline_at: payload.deadline_at,
-    input: JSON.stringify({
-      image: {
-        content_type: payload.image.content_type,
-        width: payload.image.width,
-        height: payload.image.height,
-        bytes: payload.image.bytes,
-      },
-      tasks: payload.tasks,
-      caption: payload.caption,
-    }),
+    input: JSON.stringify(jobInput(payload)),
   };
   if (payload.webhook) fields.webhook = JSON.stringify(payload.webhook);
   if (payload.metadata) fields.metadata = JSON.stringify(payload.metadata);
   return fields;
+}
+
+/** The view of the record newRecordFields(payload) writes, built without reading it back. */
+export function newJobView(payload: JobPayload): JobView {
+  return {
+    id: payload.job_id,
+    key_id: payload.key_id,
+    request_id: payload.request_id,
+    status: 'queued',
+    stage: null,
+    progress: 0,
+    created_at: payload.created_at,
+    started_at: null,
+    finished_at: null,
+    deadline_at: payload.deadline_at,
+    cancel_requested: false,
+    attempts: 0,
+    timings_ms: {},
+    error: null,
+    result_key: null,
+    result: null,
+    model: null,
+    provider: null,
+    input: jobInput(payload),
+    webhook: payload.webhook ? { url: payload.webhook.url, events: payload.webhook.events, attempts: [] } : null,
+    metadata: payload.metadata ?? null,
+  };
 }
 
 function json<T>(fields: RecordFields, name: string): T | null {

@@ -9,10 +9,11 @@ import type { PerceptionResult } from '../../contracts/result.js';
 import type { Logger } from '../log.js';
 import { enqueueWebhook } from '../webhooks/delivery.js';
 import { isTerminal, type JobView, type Problem, type WebhookAttempt, type WebhookEventName } from './job-view.js';
-import { newRecordFields, pairsToFields, recordToView } from './job-record.js';
+import { newJobView, newRecordFields, pairsToFields, recordToView } from './job-record.js';
 import { redisKeys } from './keys.js';
 import { problems } from './problems.js';
-import { appendAttempt, CREATE_RECORD, defineScript, transition, type TransitionSpec } from './scripts.js';
+import { appendAttempt, CREATE_JOB, CREATE_JOB_KEYS, defineScript, transition, type TransitionSpec } from './scripts.js';
+import { bullmqAddArgs } from './bullmq-add.js';
 import { TerminalWaiter } from './terminal-waiter.js';
 
 export interface JobStoreOptions {
@@ -51,9 +52,20 @@ export interface SucceededOutcome {
   timings: Record<string, number>;
 }
 
+/** A job ready to be created: the KEYS and ARGV of CREATE_JOB_LUA (scripts.ts) and the job as it will read. */
+export interface PreparedJob {
+  keys: string[];
+  argv: (string | number | Buffer)[];
+  view: JobView;
+}
+
 export interface JobStore {
   // Gateway side
-  /** Writes the record (status queued) and enqueues the job; throws JobExistsError on a reused id. */
+  /** The inputs of creating this job, for a script that creates it after checks of its own (the gateway's
+   *  admission). */
+  prepareCreate(payload: JobPayload): Promise<PreparedJob>;
+  /** Writes the record (status queued) and enqueues the job, in one script run; throws JobExistsError on a
+   *  reused id. */
   create(payload: JobPayload): Promise<JobView>;
   /** The job, or null when unknown or past retention. A queued job past its deadline is expired here. */
   get(id: string): Promise<JobView | null>;
@@ -93,7 +105,7 @@ export function createJobStore(opts: JobStoreOptions): JobStore {
   const { redis, queue, webhookQueue, retentionS } = opts;
   const keys = redisKeys(opts.prefix);
   const waiter = new TerminalWaiter(redis, keys.terminalChannel);
-  const createRecord = defineScript(redis, 'mvpCreateJobRecord', 1, CREATE_RECORD);
+  const createJob = defineScript(redis, 'mvpCreateJob', CREATE_JOB_KEYS, CREATE_JOB);
   const now = (): string => new Date().toISOString();
 
   async function apply(id: string, spec: TransitionSpec): Promise<(Transitioned & { previous: string }) | null> {
@@ -158,27 +170,19 @@ export function createJobStore(opts: JobStoreOptions): JobStore {
     timings ? { timings_ms: JSON.stringify(timings) } : {};
 
   const store: JobStore = {
-    async create(payload) {
+    async prepareCreate(payload) {
       const fields = newRecordFields(payload);
       const ttl = Math.max(0, Math.ceil((Date.parse(payload.deadline_at) - Date.now()) / 1000)) + retentionS;
-      // The record and the queue entry go out back to back, one round trip instead of two. The queue uses
-      // this connection (openQueueRuntime), whose commands Redis runs in order, so a worker never sees the
-      // entry before the record. Ids are fresh UUIDs; should one exist after all, the add was a no-op on
-      // its entry, or (entry already gone, record terminal) adds one the worker skips (markRunning: null).
-      const created = createRecord(keys.job(payload.job_id), ttl, ...Object.entries(fields).flat());
-      const added = queue.add('perceive', payload, { jobId: payload.job_id });
-      const [c, a] = await Promise.allSettled([created, added]);
-      if (c.status === 'rejected') {
-        await added.catch(() => undefined);
-        throw c.reason;
-      }
-      if (c.value !== 1) throw new JobExistsError(payload.job_id);
-      if (a.status === 'rejected') {
-        // Without a queue entry the record would sit queued forever: remove it so the create can be retried.
-        await redis.del(keys.job(payload.job_id)).catch(() => undefined);
-        throw a.reason;
-      }
-      return recordToView(fields, []);
+      const bull = await bullmqAddArgs(queue, 'perceive', payload, payload.job_id);
+      const pairs: string[] = [];
+      for (const name in fields) pairs.push(name, fields[name]!);
+      return { keys: [keys.job(payload.job_id), ...bull.keys], argv: [ttl, pairs.length, ...pairs, ...bull.argv], view: newJobView(payload) };
+    },
+
+    async create(payload) {
+      const job = await store.prepareCreate(payload);
+      if ((await createJob(...job.keys, ...job.argv)) !== 1) throw new JobExistsError(payload.job_id);
+      return job.view;
     },
 
     async get(id) {

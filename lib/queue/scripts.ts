@@ -1,6 +1,7 @@
 // Lua scripts that change job records atomically (see job-record.ts for why).
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { BULLMQ_ADD_LUA } from './bullmq-add.js';
 
 class Script {
   private readonly sha: string;
@@ -24,19 +25,42 @@ class Script {
  * NOSCRIPT retry: what is sent after it on the same connection runs after it (job-store.ts create relies on
  * this), and it costs one command.
  */
-export function defineScript(redis: Redis, name: string, numberOfKeys: number, lua: string): (...args: (string | number)[]) => Promise<unknown> {
+export function defineScript(redis: Redis, name: string, numberOfKeys: number, lua: string): (...args: (string | number | Buffer)[]) => Promise<unknown> {
   const r = redis as Redis & Record<string, unknown>;
   if (typeof r[name] !== 'function') redis.defineCommand(name, { numberOfKeys, lua });
-  const command = r[name] as (...args: (string | number)[]) => Promise<unknown>;
+  const command = r[name] as (...args: (string | number | Buffer)[]) => Promise<unknown>;
   return (...args) => command.apply(redis, args);
 }
 
-/** KEYS: job hash. ARGV: ttl seconds, then field/value pairs. 1 = created, 0 = the id exists. */
-export const CREATE_RECORD = `
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
-return 1
+/**
+ * Lua: `createJob(k, a)` writes a job record and adds its BullMQ queue entry in the same script run, so a worker
+ * never sees one without the other. Inputs (job-store.ts prepareCreate lays them out): KEYS[k] the record,
+ * KEYS[k+1..k+9] BullMQ's keys; ARGV[a] the record's ttl in seconds, ARGV[a+1] the count n of field/value
+ * entries that follow, then BullMQ's 3 arguments. The caller checks `jobRecordExists(k)` first.
+ */
+export const CREATE_JOB_LUA = `${BULLMQ_ADD_LUA}
+local function jobRecordExists(k)
+  return redis.call('EXISTS', KEYS[k]) == 1
+end
+local function createJob(k, a)
+  local n = tonumber(ARGV[a + 1])
+  redis.call('HSET', KEYS[k], unpack(ARGV, a + 2, a + 1 + n))
+  redis.call('EXPIRE', KEYS[k], tonumber(ARGV[a]))
+  local b = a + 2 + n
+  -- Negative codes are parent-job failures; these jobs have no parent.
+  local added = bullmqAddStandardJob({unpack(KEYS, k + 1, k + 9)}, {ARGV[b], ARGV[b + 1], ARGV[b + 2]})
+  if type(added) == 'number' and added < 0 then return redis.error_reply('BullMQ addStandardJob: ' .. added) end
+  return 1
+end
+`;
+
+/** The job-creation KEYS and ARGV: after them a caller's script may take its own, from KEYS[11] and ARGV[argvLength + 1]. */
+export const CREATE_JOB_KEYS = 10;
+
+/** KEYS and ARGV as CREATE_JOB_LUA reads them from KEYS[1] and ARGV[1]. 1 = created, 0 = the id exists. */
+export const CREATE_JOB = `${CREATE_JOB_LUA}
+if jobRecordExists(1) then return 0 end
+return createJob(1, 1)
 `;
 
 /**

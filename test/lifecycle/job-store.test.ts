@@ -27,6 +27,26 @@ describe('job store', () => {
     await expect(q.store.create(p)).rejects.toThrow(/already exists/);
   });
 
+  it('the view create returns is the record as get reads it back', async () => {
+    for (const p of [makePayload(), makePayload({ metadata: { a: 'b' }, webhook: { url: 'https://example.com/h', events: ['job.failed'] } })]) {
+      const created = await q.store.create(p);
+      expect(created).toEqual(await q.store.get(p.job_id));
+    }
+  });
+
+  it("writes the BullMQ entry BullMQ's own Queue.add writes for the same job (its script, run inside ours)", async () => {
+    const p = makePayload();
+    await q.store.create(p);
+    const twin = makePayload();
+    await q.queues.perception.add('perceive', { ...p, job_id: twin.job_id }, { jobId: twin.job_id });
+    const [ours, theirs] = await Promise.all([q.queues.perception.getJob(p.job_id), q.queues.perception.getJob(twin.job_id)]);
+    expect(ours!.name).toBe(theirs!.name);
+    expect(ours!.data).toEqual({ ...theirs!.data, job_id: p.job_id });
+    expect({ ...ours!.opts, jobId: undefined }).toEqual({ ...theirs!.opts, jobId: undefined });
+    expect(ours!.opts.jobId).toBe(p.job_id);
+    expect(await ours!.getState()).toBe('waiting');
+  });
+
   it('returns null for unknown jobs', async () => {
     expect(await q.store.get('job_nope')).toBeNull();
     expect(await q.store.cancel('job_nope')).toBeNull();
