@@ -1,6 +1,6 @@
 // Builds the gateway from injected dependencies. No state lives in this process between requests (rate
-// limits, quotas, idempotency and probe caches are in Redis), so the app can run behind
-// @hono/node-server (server.ts) or as a Lambda handler.
+// limits, quotas and idempotency keys are in Redis; the image-probe cache only saves work), so the app can
+// run behind @hono/node-server (server.ts) or as a Lambda handler, as many copies as needed.
 import { Hono } from 'hono';
 import { parseAllowlist } from '../lib/net/ssrf.js';
 import { redisKeys } from '../lib/queue/index.js';
@@ -9,7 +9,6 @@ import { Admission } from './middleware/admission.js';
 import { auth } from './middleware/auth.js';
 import { Idempotency } from './middleware/idempotency.js';
 import { httpMetrics } from './middleware/metrics.js';
-import { JobQuota } from './middleware/quota.js';
 import { notFound, onError } from './middleware/problem.js';
 import { RateLimiter, rateLimit } from './middleware/rate-limit.js';
 import { requestId } from './middleware/request-id.js';
@@ -18,6 +17,7 @@ import { healthRoutes } from './routes/health.js';
 import { jobRoutes } from './routes/jobs.js';
 import { perceive } from './routes/perceive.js';
 import { uploadRoutes } from './routes/uploads.js';
+import { ProbeCache } from './intake/s3-ref.js';
 
 export function createApp(deps: AppDeps): Hono<AppEnv> {
   const gatewayPrefix = `${deps.keyPrefix}:gw`;
@@ -37,17 +37,16 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   v1.use('*', auth(deps.config.apiKeys));
   // POST /perceive counts itself against the rate limit (in its one pipelined round trip); the rest here.
   v1.use('*', async (c, next) => (c.req.method === 'POST' && c.req.path === '/v1/perceive' ? next() : limit(c, next)));
-  const quota = new JobQuota(deps.redis, { quota: (keyId) => `${gatewayPrefix}:quota:${keyId}`, jobRecordPrefix: jobKey('') });
+  const quota = { quota: (keyId: string) => `${gatewayPrefix}:quota:${keyId}`, jobRecordPrefix: jobKey('') };
   v1.post(
     '/perceive',
     perceive({
       ...deps,
       allowlist,
-      gatewayPrefix,
       limiter,
-      quota,
       admission: new Admission(deps.redis, limiter, quota),
-      idempotency: new Idempotency(deps.redis, gatewayPrefix),
+      idempotency: new Idempotency(gatewayPrefix),
+      probes: new ProbeCache(),
     }),
   );
   v1.route('/uploads', uploadRoutes(deps));

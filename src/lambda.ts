@@ -1,6 +1,6 @@
 // The gateway as an AWS Lambda handler behind an API Gateway HTTP API (payload format 2.0), built with the
 // same wiring as src/server.ts (deps.ts + app.ts). The gateway keeps no state between requests in the
-// process (rate limits, quotas, idempotency, probe caches and jobs are in Redis), so any number of
+// process (rate limits, quotas, idempotency and jobs are in Redis; it only caches image probes), so any number of
 // concurrent Lambda instances behave as one service. The Redis connection opened on a cold start is reused
 // while the instance stays warm.
 //

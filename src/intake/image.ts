@@ -1,24 +1,22 @@
 // Turns the request's image source into what a job needs: checked image facts and where the bytes live.
 // Uploaded, base64 and URL images are written to jobs/{id}/input by the caller after every other check
 // passed; s3 references are used in place.
-import type { Redis } from 'ioredis';
 import type { Config } from '../../lib/config.js';
 import type { Allowlist } from '../../lib/net/ssrf.js';
 import type { BlobStore } from '../../lib/storage/index.js';
 import { decodeBase64Image } from './base64.js';
 import { probeImage, type ImageInfo } from './probe.js';
 import type { ImageSource } from './request.js';
-import { parseS3Ref, probeS3Ref } from './s3-ref.js';
+import { parseS3Ref, probeS3Ref, type ProbeCache } from './s3-ref.js';
 import { fetchImageUrl } from './url.js';
 
 export type ResolvedImage = { info: ImageInfo } & ({ bytes: Buffer; storageKey?: undefined } | { bytes?: undefined; storageKey: string });
 
 export interface IntakeDeps {
   config: Config;
-  redis: Redis;
   store: BlobStore;
   allowlist: Allowlist;
-  cachePrefix: string;
+  probes: ProbeCache;
 }
 
 /** `keyId`: the API key submitting (s3 references to another key's uploads are refused). */

@@ -1,11 +1,8 @@
 // Concurrent-job quota per API key. A sorted set holds the key's unfinished job ids scored by their
 // deadline. Reserving prunes members whose deadline passed or whose job record (lib/queue/job-record.ts,
 // `${prefix}:job:${id}`, field `status`) is terminal, then adds the new id if there is room — in one script
-// (admission.ts, together with the rate-limit count), so concurrent submits cannot overshoot, and nothing
-// has to remember to release a slot. A member without a record is a reservation whose job is still being
-// created (or whose create failed and released it; a gateway that died in between leaves it until its
-// deadline), so it still counts.
-import type { Redis } from 'ioredis';
+// (admission.ts, which creates the job in the same run), so concurrent submits cannot overshoot, and nothing
+// has to remember to release a slot.
 import { TERMINAL_STATUSES } from '../../lib/queue/index.js';
 import { ProblemError } from './problem.js';
 
@@ -43,15 +40,3 @@ export const quotaExceeded = (keyId: string, active: number, max: number): Probl
   new ProblemError(429, 'job-quota-exceeded', 'Too many unfinished jobs',
     `key ${keyId} has ${active} queued or running jobs, the most it may have at once is ${max}; retry when one finishes`,
     undefined, { 'retry-after': '1' });
-
-export class JobQuota {
-  constructor(
-    private readonly redis: Redis,
-    readonly keys: QuotaKeys,
-  ) {}
-
-  /** Gives a slot back when its job was never created (a failure after the reservation). */
-  async release(keyId: string, jobId: string): Promise<void> {
-    await this.redis.zrem(this.keys.quota(keyId), jobId);
-  }
-}

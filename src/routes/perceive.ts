@@ -1,24 +1,26 @@
 // POST /v1/perceive: validate everything, store the input image, create the job, answer 202 + Location
-// (or 200 with the finished job under `Prefer: wait=N`). Hot path for s3 references: the admission (rate-limit
-// count and quota reservation, one script), the idempotency claim and the probe-cache read are issued in the
-// same tick, so the connection sends them as one write and one round trip (coalesceWrites in lib/queue);
-// then the job store's create.
+// (or 200 with the finished job under `Prefer: wait=N`). The rate-limit count, the Idempotency-Key, the quota
+// and the job's creation are one script run (admission.ts): one Redis command per accepted job. Uploaded,
+// base64 and URL images are stored before it, since the job can be picked up the moment it exists; a refused
+// request's stored input is deleted again.
 import { createHash, randomUUID } from 'node:crypto';
 import type { Context } from 'hono';
 import { JOB_SCHEMA_VERSION, type JobPayload } from '../../contracts/job.js';
-import { isTerminal, type JobView } from '../../lib/queue/index.js';
+import { isTerminal, JobExistsError, type JobView } from '../../lib/queue/index.js';
+import type { PreparedJob } from '../../lib/queue/job-store.js';
 import type { Allowlist } from '../../lib/net/ssrf.js';
 import { inputKey } from '../../lib/storage/index.js';
 import type { AppDeps, AppEnv } from '../context.js';
 import { checkRequestCaps } from '../intake/checks.js';
 import { resolveImage, type ResolvedImage } from '../intake/image.js';
+import type { ProbeCache } from '../intake/s3-ref.js';
 import { readPerceiveRequest, type ParsedRequest } from '../intake/request.js';
-import { Idempotency, parseIdempotencyKey, type Claim } from '../middleware/idempotency.js';
-import type { Admission } from '../middleware/admission.js';
+import { Idempotency, parseIdempotencyKey } from '../middleware/idempotency.js';
+import type { Admission, Submitted } from '../middleware/admission.js';
 import { ProblemError } from '../middleware/problem.js';
 import { applyRateLimit, type RateLimiter } from '../middleware/rate-limit.js';
 import { jsonWithHeaders, setResponseHeader } from '../middleware/response-headers.js';
-import type { JobQuota } from '../middleware/quota.js';
+import { quotaExceeded } from '../middleware/quota.js';
 import { maxRequestBytes, MAX_WAIT_S } from '../schemas/perceive.js';
 import { jobLinks, toPublicJob } from '../schemas/job.js';
 
@@ -43,13 +45,12 @@ export interface PerceiveDeps extends AppDeps {
   allowlist: Allowlist;
   idempotency: Idempotency;
   limiter: RateLimiter;
-  quota: JobQuota;
   admission: Admission;
-  gatewayPrefix: string;
+  probes: ProbeCache;
 }
 
 export function perceive(d: PerceiveDeps) {
-  const { config, redis, store, jobs } = d;
+  const { config, store, jobs } = d;
   const { maxImageBytes } = config.limits;
 
   async function respond(c: Context<AppEnv>, view: JobView, waitS: number): Promise<Response> {
@@ -64,10 +65,12 @@ export function perceive(d: PerceiveDeps) {
     const key = c.get('apiKey');
     let idemKey: string | null;
     let req: ParsedRequest;
+    let image: ResolvedImage;
     try {
       idemKey = parseIdempotencyKey(c.req.header('idempotency-key'));
       req = await readPerceiveRequest(c, maxImageBytes, maxRequestBytes(maxImageBytes));
       checkRequestCaps(req.fields, config.limits, d.allowlist, req.base);
+      image = await resolveImage(req.image, key.id, { config, store, allowlist: d.allowlist, probes: d.probes });
     } catch (e) {
       // Refused requests count too (and are 429 once the budget is spent), so invalid bodies cannot flood.
       applyRateLimit(c, await d.limiter.hit(key));
@@ -78,71 +81,61 @@ export function perceive(d: PerceiveDeps) {
     const jobId = randomUUID();
     const createdAt = Date.now();
     const deadlineAt = createdAt + (req.fields.deadline_s !== undefined ? req.fields.deadline_s * 1000 : config.jobDeadlineMs);
+    const storageKey = image.storageKey ?? inputKey(jobId);
+    // Built only from validated request fields and values computed here; the type pins the contract,
+    // so a second runtime parse (as much CPU as validating the request) would add nothing.
+    const payload: JobPayload = {
+      v: JOB_SCHEMA_VERSION,
+      job_id: jobId,
+      key_id: key.id,
+      request_id: c.get('requestId'),
+      image: { storage_key: storageKey, content_type: image.info.contentType, width: image.info.width, height: image.info.height, bytes: image.info.bytes },
+      tasks: req.fields.tasks,
+      caption: req.fields.caption,
+      created_at: new Date(createdAt).toISOString(),
+      deadline_at: new Date(deadlineAt).toISOString(),
+      ...(req.fields.webhook ? { webhook: req.fields.webhook } : {}),
+      ...(req.fields.metadata ? { metadata: req.fields.metadata } : {}),
+    };
     const fp = idemKey ? fingerprint(req) : '';
 
-    const [admitR, claimR, imageR] = await Promise.allSettled([
-      d.admission.admit(key, jobId, deadlineAt),
-      idemKey ? d.idempotency.claim(key.id, idemKey, fp, jobId) : Promise.resolve<Claim>({ kind: 'new' }),
-      resolveImage(req.image, key.id, { config, redis, store, allowlist: d.allowlist, cachePrefix: d.gatewayPrefix }),
-    ]);
-    const slot = admitR.status === 'fulfilled' ? admitR.value.slot : undefined;
-    const undo = async (): Promise<void> => {
-      await Promise.all([
-        slot === 'reserved' ? d.quota.release(key.id, jobId) : undefined,
-        idemKey && claimR.status === 'fulfilled' && claimR.value.kind === 'new' ? d.idempotency.release(key.id, idemKey) : undefined,
-      ]);
+    // An input written for a job that is not created would otherwise stay until someone sweeps it.
+    const dropInput = async (): Promise<void> => {
+      if (image.bytes) await store.delete(storageKey).catch(() => undefined);
     };
-    try {
-      if (admitR.status === 'rejected') throw admitR.reason;
-      applyRateLimit(c, admitR.value.rate);
-    } catch (e) {
-      await undo();
-      throw e;
-    }
-    if (claimR.status === 'fulfilled' && claimR.value.kind === 'replay') {
-      await undo();
-      const prior = await jobs.get(claimR.value.jobId);
-      if (!prior) throw new ProblemError(404, 'not-found', 'Job gone', `job ${claimR.value.jobId} created with this Idempotency-Key has passed retention`);
-      setResponseHeader(c, 'idempotent-replayed', 'true');
-      return respond(c, prior, waitS);
-    }
-    const failure: unknown = claimR.status === 'rejected' ? claimR.reason
-      : slot instanceof ProblemError ? slot
-      : imageR.status === 'rejected' ? imageR.reason : undefined;
-    if (failure !== undefined) {
-      await undo();
-      throw failure;
-    }
-    const image = (imageR as PromiseFulfilledResult<ResolvedImage>).value;
-
-    let view: JobView;
-    const storageKey = image.storageKey ?? inputKey(jobId);
+    let job: PreparedJob;
+    let submitted: Submitted;
     try {
       if (image.bytes) await store.put(storageKey, image.bytes, image.info.contentType);
-      // Built only from validated request fields and values computed here; the type pins the contract,
-      // so a second runtime parse (as much CPU as validating the request) would add nothing.
-      const payload: JobPayload = {
-        v: JOB_SCHEMA_VERSION,
-        job_id: jobId,
-        key_id: key.id,
-        request_id: c.get('requestId'),
-        image: { storage_key: storageKey, content_type: image.info.contentType, width: image.info.width, height: image.info.height, bytes: image.info.bytes },
-        tasks: req.fields.tasks,
-        caption: req.fields.caption,
-        created_at: new Date(createdAt).toISOString(),
-        deadline_at: new Date(deadlineAt).toISOString(),
-        ...(req.fields.webhook ? { webhook: req.fields.webhook } : {}),
-        ...(req.fields.metadata ? { metadata: req.fields.metadata } : {}),
-      };
-      view = await jobs.create(payload);
+      job = await jobs.prepareCreate(payload);
+      submitted = await d.admission.submit(key, jobId, deadlineAt, job,
+        idemKey ? { redisKey: d.idempotency.redisKey(key.id, idemKey), value: d.idempotency.value(fp, jobId) } : undefined);
     } catch (e) {
-      await undo();
-      // An input written for a job that was never created would otherwise stay until someone sweeps it.
-      if (image.bytes) await store.delete(storageKey).catch(() => undefined);
+      await dropInput();
       throw e;
     }
-    if (idemKey) await d.idempotency.complete(key.id, idemKey, fp, jobId);
-    c.get('log')().info({ job_id: jobId, key_id: key.id, image: image.info, tasks: req.fields.tasks.length }, 'job accepted');
-    return respond(c, view, waitS);
+    if (submitted.outcome !== 'created') await dropInput();
+    applyRateLimit(c, submitted.rate);
+    switch (submitted.outcome) {
+      case 'created':
+        break;
+      case 'quota-full':
+        throw quotaExceeded(key.id, submitted.active, key.max_concurrent_jobs);
+      case 'job-exists':
+        throw new JobExistsError(jobId);
+      case 'idempotency-key-taken': {
+        const priorId = d.idempotency.replayOf(submitted.prior, fp);
+        const prior = await jobs.get(priorId);
+        if (!prior) throw new ProblemError(404, 'not-found', 'Job gone', `job ${priorId} created with this Idempotency-Key has passed retention`);
+        setResponseHeader(c, 'idempotent-replayed', 'true');
+        return respond(c, prior, waitS);
+      }
+      case 'rate-limited':
+        throw new Error('applyRateLimit let a rate-limited request through'); // unreachable: it threw 429
+    }
+    if (d.log.isLevelEnabled('info')) {
+      c.get('log')().info({ job_id: jobId, key_id: key.id, image: image.info, tasks: req.fields.tasks.length }, 'job accepted');
+    }
+    return respond(c, job.view, waitS);
   };
 }

@@ -39,7 +39,7 @@ function buildRegistry(): OpenAPIRegistry {
     security,
     request: {
       headers: z.object({
-        'Idempotency-Key': z.string().max(255).optional().openapi({ description: 'Same key + same body returns the same job.' }),
+        'Idempotency-Key': z.string().max(255).optional().openapi({ description: 'Same key + same body returns the same job (also while the first request is still answering); same key + another body is 422.' }),
         Prefer: z.string().optional().openapi({ description: `wait=N (N ≤ ${MAX_WAIT_S}) answers 200 with the finished job when it finishes in time.`, example: 'wait=10' }),
       }),
       body: {
@@ -57,7 +57,6 @@ function buildRegistry(): OpenAPIRegistry {
         headers: { Location: { schema: { type: 'string' } }, ...rateHeaders },
         content: { 'application/json': { schema: JobRef } },
       },
-      409: problem('A request with this Idempotency-Key is still in progress'),
       413: problem('Request or image larger than allowed'),
       415: problem('Content type is neither application/json nor multipart/form-data'),
       422: problem('Invalid request: one pointer per invalid field; undecodable, unsupported or oversized image; unreachable URL'),

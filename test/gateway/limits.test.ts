@@ -93,6 +93,9 @@ describe('concurrent-job quota', () => {
       const results = await Promise.all(Array.from({ length: 8 }, () => fresh.post(body, { key: KEYS.few })));
       expect(results.map((r) => r.status).sort()).toEqual([202, 202, 429, 429, 429, 429, 429, 429]);
       expect(results.filter((r) => r.status === 429)).toHaveLength(6);
+      // A refused submit leaves neither a queue entry nor a job record: creation is part of the admission.
+      expect((await fresh.queue.getJobCounts('waiting')).waiting).toBe(2);
+      expect(await fresh.deps.redis.keys(`${fresh.deps.keyPrefix}:job:*`)).toHaveLength(2);
     } finally {
       await fresh.close();
     }
