@@ -30,6 +30,9 @@ interface Result {
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const API_KEY = 'bench-key';
+/** BENCH_RATE=N: offer N requests/s in all instead of as many as the gateway takes. CPU per request at a
+ *  fixed load is the steadier figure for comparing two versions; requests/s is then just N. */
+const RATE = Number(process.env.BENCH_RATE ?? 0);
 
 async function startRedis(): Promise<{ url: string; stop(): void }> {
   if (process.env.REDIS_URL) return { url: process.env.REDIS_URL, stop() {} };
@@ -57,6 +60,18 @@ function childrenCpuUs(): number {
   return ((Number(fields[13]) + Number(fields[14])) * 1e6) / CLK_TCK;
 }
 
+/** The machine's CPU time so far by kind (/proc/stat, clock ticks): `steal` is time the hypervisor gave this
+ *  VM's CPUs to someone else. On a shared VM it comes and goes and takes throughput with it, so every run
+ *  reports it; runs with several percent of steal are not comparable with quiet ones. */
+function machineTicks(): { steal: number; total: number } {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1, 9).map(Number);
+    return { steal: f[7]!, total: f.reduce((a, b) => a + b, 0) };
+  } catch {
+    return { steal: NaN, total: NaN };
+  }
+}
+
 /** CPU µs Redis has used so far (INFO cpu: used_cpu_user + used_cpu_sys, all its threads). */
 async function redisCpuUs(): Promise<number> {
   const info = await gw.deps.redis.info('cpu');
@@ -74,25 +89,29 @@ interface Measured extends Result {
   cpuUs: number;
   redisUs: number;
   clientUs: number;
+  /** Percent of the machine's CPU time stolen by the hypervisor during the run. */
+  stealPct: number;
 }
 
 async function run(o: { title: string; url: string; duration: number; method?: string; headers?: Record<string, string>; body?: string }): Promise<Measured> {
   console.log(`  running ${o.title} for ${o.duration} s ...`);
   const args = ['-j', '-c', String(CONNECTIONS), '-d', String(o.duration), '-m', o.method ?? 'GET'];
+  if (RATE) args.push('-R', String(RATE));
   for (const [k, v] of Object.entries(o.headers ?? {})) args.push('-H', `${k}=${v}`);
   if (o.body) args.push('-b', o.body);
   args.push(o.url);
-  const [cpu0, redis0, client0] = [process.cpuUsage(), await redisCpuUs(), childrenCpuUs()];
+  const [cpu0, redis0, client0, ticks0] = [process.cpuUsage(), await redisCpuUs(), childrenCpuUs(), machineTicks()];
   const child = spawn(process.execPath, [path.resolve('node_modules/autocannon/autocannon.js'), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   child.stdout.on('data', (c) => (out += c));
   const code = await new Promise<number | null>((r) => child.on('exit', r));
   if (code !== 0) throw new Error(`autocannon exited with ${code}`);
   const cpu = process.cpuUsage(cpu0);
-  const [redisUs, clientUs] = [(await redisCpuUs()) - redis0, childrenCpuUs() - client0];
+  const [redisUs, clientUs, ticks] = [(await redisCpuUs()) - redis0, childrenCpuUs() - client0, machineTicks()];
   const r = JSON.parse(out) as Result;
   const n = Math.max(1, r['2xx'] + r.non2xx);
-  return { ...r, cpuUs: (cpu.user + cpu.system) / n, redisUs: redisUs / n, clientUs: clientUs / n };
+  const stealPct = (100 * (ticks.steal - ticks0.steal)) / (ticks.total - ticks0.total);
+  return { ...r, cpuUs: (cpu.user + cpu.system) / n, redisUs: redisUs / n, clientUs: clientUs / n, stealPct };
 }
 
 async function profiled<T>(file: string | undefined, body: () => Promise<T>): Promise<T> {
@@ -114,7 +133,7 @@ function report(name: string, r: Measured, okStatus: number): number {
   const perS = ok / (r.duration);
   console.log(
     `${name.padEnd(22)} ${perS.toFixed(0).padStart(7)} ${okStatus}/s   p50 ${r.latency.p50.toFixed(1)} ms   p99 ${r.latency.p99.toFixed(1)} ms   ` +
-      `gateway CPU ${r.cpuUs.toFixed(0)} µs/req   non-2xx ${r.non2xx}   errors ${r.errors}   timeouts ${r.timeouts}`,
+      `gateway CPU ${r.cpuUs.toFixed(0)} µs/req   non-2xx ${r.non2xx}   errors ${r.errors}   timeouts ${r.timeouts}   steal ${r.stealPct.toFixed(1)} %`,
   );
   return perS;
 }
