@@ -35,7 +35,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   const limiter = new RateLimiter(deps.redis, gatewayPrefix);
   const limit = rateLimit(limiter);
   v1.use('*', auth(deps.config.apiKeys));
-  // POST /perceive counts itself against the rate limit (in its one pipelined round trip); the rest here.
+  // POST /perceive counts itself against the rate limit (in its admission script); the rest here.
   v1.use('*', async (c, next) => (c.req.method === 'POST' && c.req.path === '/v1/perceive' ? next() : limit(c, next)));
   const quota = { quota: (keyId: string) => `${gatewayPrefix}:quota:${keyId}`, jobRecordPrefix: jobKey('') };
   v1.post(

@@ -55,7 +55,7 @@ export interface SucceededOutcome {
 /** A job ready to be created: the KEYS and ARGV of CREATE_JOB_LUA (scripts.ts) and the job as it will read. */
 export interface PreparedJob {
   keys: string[];
-  argv: (string | number | Buffer)[];
+  argv: (string | number)[];
   view: JobView;
 }
 

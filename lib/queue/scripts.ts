@@ -22,13 +22,12 @@ class Script {
 /**
  * Registers `lua` on `redis` as the ioredis command `name` (once per client) and returns it bound. ioredis
  * sends it as EVAL the first time on each connection and as EVALSHA after, so unlike Script it never needs a
- * NOSCRIPT retry: what is sent after it on the same connection runs after it (job-store.ts create relies on
- * this), and it costs one command.
+ * NOSCRIPT retry: it costs one command, and what is sent after it on the same connection runs after it.
  */
-export function defineScript(redis: Redis, name: string, numberOfKeys: number, lua: string): (...args: (string | number | Buffer)[]) => Promise<unknown> {
+export function defineScript(redis: Redis, name: string, numberOfKeys: number, lua: string): (...args: (string | number)[]) => Promise<unknown> {
   const r = redis as Redis & Record<string, unknown>;
   if (typeof r[name] !== 'function') redis.defineCommand(name, { numberOfKeys, lua });
-  const command = r[name] as (...args: (string | number | Buffer)[]) => Promise<unknown>;
+  const command = r[name] as (...args: (string | number)[]) => Promise<unknown>;
   return (...args) => command.apply(redis, args);
 }
 
@@ -54,7 +53,7 @@ local function createJob(k, a)
 end
 `;
 
-/** The job-creation KEYS and ARGV: after them a caller's script may take its own, from KEYS[11] and ARGV[argvLength + 1]. */
+/** How many KEYS a job's creation takes (PreparedJob.keys): the record and BullMQ's 9. */
 export const CREATE_JOB_KEYS = 10;
 
 /** KEYS and ARGV as CREATE_JOB_LUA reads them from KEYS[1] and ARGV[1]. 1 = created, 0 = the id exists. */

@@ -1,6 +1,6 @@
 // Turns the request's image source into what a job needs: checked image facts and where the bytes live.
-// Uploaded, base64 and URL images are written to jobs/{id}/input by the caller after every other check
-// passed; s3 references are used in place.
+// Uploaded, base64 and URL images are written to jobs/{id}/input by the caller once every check of the
+// request passed (and deleted again if the job is refused); s3 references are used in place.
 import type { Config } from '../../lib/config.js';
 import type { Allowlist } from '../../lib/net/ssrf.js';
 import type { BlobStore } from '../../lib/storage/index.js';

@@ -6,7 +6,7 @@
 import type { Redis } from 'ioredis';
 import type { ApiKeyConfig } from '../../lib/config.js';
 import { defineScript } from '../../lib/queue/index.js';
-import { CREATE_JOB_LUA } from '../../lib/queue/scripts.js';
+import { CREATE_JOB_KEYS, CREATE_JOB_LUA } from '../../lib/queue/scripts.js';
 import type { PreparedJob } from '../../lib/queue/job-store.js';
 import { IDEMPOTENCY_TTL_S } from './idempotency.js';
 import { RESERVE_SLOT_LUA, type QuotaKeys } from './quota.js';
@@ -42,14 +42,14 @@ export type Submitted = { rate: RateState } & (
 );
 
 export class Admission {
-  private readonly run: (...args: (string | number | Buffer)[]) => Promise<unknown>;
+  private readonly run: (...args: (string | number)[]) => Promise<unknown>;
 
   constructor(
     redis: Redis,
     private readonly limiter: RateLimiter,
     private readonly quota: QuotaKeys,
   ) {
-    this.run = defineScript(redis, 'mvpSubmitJob', 3 + 10, SUBMIT);
+    this.run = defineScript(redis, 'mvpSubmitJob', 3 + CREATE_JOB_KEYS, SUBMIT);
   }
 
   /** Counts the request of `key` and, when the rate limit, the quota and the Idempotency-Key allow, creates
