@@ -13,7 +13,7 @@ import { newJobView, newRecordFields, pairsToFields, recordToView } from './job-
 import { redisKeys } from './keys.js';
 import { problems } from './problems.js';
 import { appendAttempt, CREATE_JOB, CREATE_JOB_KEYS, defineScript, transition, type TransitionSpec } from './scripts.js';
-import { bullmqAddArgs } from './bullmq-add.js';
+import { BullmqAddTemplate } from './bullmq-add.js';
 import { TerminalWaiter } from './terminal-waiter.js';
 
 export interface JobStoreOptions {
@@ -106,6 +106,7 @@ export function createJobStore(opts: JobStoreOptions): JobStore {
   const keys = redisKeys(opts.prefix);
   const waiter = new TerminalWaiter(redis, keys.terminalChannel);
   const createJob = defineScript(redis, 'mvpCreateJob', CREATE_JOB_KEYS, CREATE_JOB);
+  let bullmqAdd: Promise<BullmqAddTemplate> | undefined;
   const now = (): string => new Date().toISOString();
 
   async function apply(id: string, spec: TransitionSpec): Promise<(Transitioned & { previous: string }) | null> {
@@ -173,7 +174,7 @@ export function createJobStore(opts: JobStoreOptions): JobStore {
     async prepareCreate(payload) {
       const fields = newRecordFields(payload);
       const ttl = Math.max(0, Math.ceil((Date.parse(payload.deadline_at) - Date.now()) / 1000)) + retentionS;
-      const bull = await bullmqAddArgs(queue, 'perceive', payload, payload.job_id);
+      const bull = (await (bullmqAdd ??= BullmqAddTemplate.build(queue, 'perceive'))).inputs(payload.job_id, payload);
       const pairs: string[] = [];
       for (const name in fields) pairs.push(name, fields[name]!);
       return { keys: [keys.job(payload.job_id), ...bull.keys], argv: [ttl, pairs.length, ...pairs, ...bull.argv], view: newJobView(payload) };

@@ -35,8 +35,11 @@ describe('job store', () => {
   });
 
   it("writes the BullMQ entry BullMQ's own Queue.add writes for the same job (its script, run inside ours)", async () => {
+    await q.store.create(makePayload()); // a second job from the same template must not carry the first one's id or time
     const p = makePayload();
+    const before = Date.now();
     await q.store.create(p);
+    const after = Date.now();
     const twin = makePayload();
     await q.queues.perception.add('perceive', { ...p, job_id: twin.job_id }, { jobId: twin.job_id });
     const [ours, theirs] = await Promise.all([q.queues.perception.getJob(p.job_id), q.queues.perception.getJob(twin.job_id)]);
@@ -44,6 +47,9 @@ describe('job store', () => {
     expect(ours!.data).toEqual({ ...theirs!.data, job_id: p.job_id });
     expect({ ...ours!.opts, jobId: undefined }).toEqual({ ...theirs!.opts, jobId: undefined });
     expect(ours!.opts.jobId).toBe(p.job_id);
+    expect(ours!.id).toBe(p.job_id);
+    expect(ours!.timestamp).toBeGreaterThanOrEqual(before);
+    expect(ours!.timestamp).toBeLessThanOrEqual(after);
     expect(await ours!.getState()).toBe('waiting');
   });
 
