@@ -4,10 +4,9 @@
 // addStandardJob script as a Lua function in the same script run: BullMQ's Lua, unchanged, fed the
 // arguments BullMQ's own backend builds (addJobToTransaction, public for batching inserts onto a shared
 // transaction), once per queue (BullmqAddTemplate). Nothing here re-implements BullMQ; what ties us to its
-// version is the script's input contract
-// (9 keys, 3 arguments, the two msgpack ones read only through cmsgpack.unpack), checked when this module
-// loads, and the tests: the entry equals Queue.add's (job-store.test.ts), and workers consume jobs enqueued
-// this way.
+// version is the script's input contract (9 keys, 3 arguments, the two msgpack ones read only through
+// cmsgpack.unpack), checked when this module loads, and the tests: the entry equals Queue.add's
+// (job-store.test.ts), and workers consume jobs enqueued this way.
 import { Job, type JobsOptions, type Queue } from 'bullmq';
 import { unpack } from 'msgpackr';
 // BullMQ publishes each script with its includes resolved; the file is CommonJS, typed in bullmq-scripts.d.ts.
