@@ -5,9 +5,7 @@
 // or a job behind, and no accepted job exists half-made.
 import type { Redis } from 'ioredis';
 import type { ApiKeyConfig } from '../../lib/config.js';
-import { defineScript } from '../../lib/queue/index.js';
-import { CREATE_JOB_KEYS, CREATE_JOB_LUA } from '../../lib/queue/scripts.js';
-import type { PreparedJob } from '../../lib/queue/job-store.js';
+import { CREATE_JOB_KEYS, CREATE_JOB_LUA, defineScript, type PreparedJob } from '../../lib/queue/index.js';
 import { IDEMPOTENCY_TTL_S } from './idempotency.js';
 import { RESERVE_SLOT_LUA, type QuotaKeys } from './quota.js';
 import { RATE_HIT_LUA, type RateLimiter, type RateState } from './rate-limit.js';

@@ -66,7 +66,7 @@ describe('Idempotency-Key', () => {
     expect(await inputs()).toBe(stored);
   });
 
-  it('a request rejected after claiming the key frees it for a corrected retry', async () => {
+  it('a rejected request does not take the key: its retry is processed afresh', async () => {
     const headers = { 'idempotency-key': 'retry-after-fix' };
     const bad = await h.post({ image: { base64: Buffer.from('not an image').toString('base64') }, tasks: WORDS }, { headers });
     expect(bad.status).toBe(422);
