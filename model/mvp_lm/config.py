@@ -31,8 +31,11 @@ class SwinConfig:
 
 @dataclass
 class ConnectorConfig:
-    """res5 -> stride-2 ResNet basic block -> flatten -> Linear to the LLM width."""
+    """res5 -> ResNet basic block -> flatten -> Linear to the LLM width."""
     block_channels: int = 2048
+    # The paper's block has stride 2 (res5 32×32 -> 256 image tokens at 1024²). The tiny preset keeps stride 1: at
+    # 128² stride 2 would leave the LLM 4 image tokens, too few for a caption to name the shapes (model/README.md).
+    stride: int = 2
 
 
 @dataclass
@@ -114,7 +117,9 @@ class MVPLMConfig:
             raise ValueError(f"MVPLMConfig.variant must be one of {VARIANTS}, got {self.variant!r}")
         s = self.image_size
         if s % 64 != 0:
-            raise ValueError(f"MVPLMConfig.image_size must be a multiple of 64 (res5 stride 32, connector stride 2), got {s}")
+            raise ValueError(f"MVPLMConfig.image_size must be a multiple of 64 (res5 stride 32, a 1/64 memory level), got {s}")
+        if self.connector.stride not in (1, 2):
+            raise ValueError(f"ConnectorConfig.stride must be 1 or 2, got {self.connector.stride}")
         if self.d_model % self.pixel_decoder.num_groups != 0:
             raise ValueError(f"MVPLMConfig.d_model {self.d_model} is not divisible by pixel_decoder.num_groups "
                              f"{self.pixel_decoder.num_groups}")
@@ -124,7 +129,7 @@ class MVPLMConfig:
     # ---- derived sizes (the manifest's `dims`) ----
     @property
     def num_image_tokens(self) -> int:
-        return (self.image_size // 64) ** 2
+        return (self.image_size // (32 * self.connector.stride)) ** 2
 
     @property
     def mask_size(self) -> int:
@@ -193,7 +198,7 @@ def tiny(variant: Variant = "paper", vocab_size: int = 4096) -> MVPLMConfig:
         image_size=128,
         d_model=64,
         swin=SwinConfig(embed_dim=32, depths=(1, 1, 2, 1), num_heads=(1, 2, 4, 8), window_size=4),
-        connector=ConnectorConfig(block_channels=256),
+        connector=ConnectorConfig(block_channels=256, stride=1),
         phi=PhiConfig(vocab_size=vocab_size, hidden_size=128, intermediate_size=512, num_hidden_layers=2,
                       num_attention_heads=4, max_position_embeddings=2048),
         pixel_decoder=PixelDecoderConfig(num_layers=1, num_heads=4, num_points=4, ffn_dim=256),

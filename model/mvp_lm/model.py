@@ -27,7 +27,7 @@ class MVPLM(nn.Module):
         d, hidden = cfg.d_model, cfg.phi.hidden_size
         self.swin = SwinTransformer(cfg.swin, cfg.image_size)
         self.connector = Connector(cfg.swin.stage_channels[-1], cfg.connector.block_channels, hidden,
-                                   repeat_conv2=cfg.variant == "released-code")
+                                   repeat_conv2=cfg.variant == "released-code", stride=cfg.connector.stride)
         self.pixel_decoder = PixelDecoder(cfg)
         self.phi = PhiForCausalLM(cfg.phi)
         self.phrase_projector = nn.Linear(hidden, d)

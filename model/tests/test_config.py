@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from mvp_lm.config import MVPLMConfig, full, tiny
+from mvp_lm.config import ConnectorConfig, MVPLMConfig, full, tiny
 
 
 @pytest.mark.parametrize("make", [full, tiny])
@@ -37,3 +37,14 @@ def test_bad_variant_and_vocab_override():
     with pytest.raises(ValueError, match="variant"):
         MVPLMConfig(variant="other")
     assert tiny(vocab_size=3000).phi.vocab_size == 3000
+
+
+def test_tiny_connector_keeps_the_res5_grid_and_old_manifests_keep_stride_2():
+    cfg = tiny()
+    assert cfg.connector.stride == 1 and cfg.num_image_tokens == 16  # 4×4 res5 at 128², not 4 tokens
+    assert full().connector.stride == 2
+    d = cfg.to_dict()
+    del d["connector"]["stride"]  # a manifest written before the field existed
+    assert MVPLMConfig.from_dict(d).num_image_tokens == 4
+    with pytest.raises(ValueError, match="stride"):
+        MVPLMConfig(connector=ConnectorConfig(stride=3))

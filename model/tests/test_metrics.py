@@ -11,13 +11,13 @@ from pycocotools.cocoeval import COCOeval
 from mvp_lm.data.errors import DataFormatError
 from mvp_lm.data.masks import encode_rle
 from mvp_lm.eval.__main__ import main as eval_main
-from mvp_lm.eval.captions import bleu4, caption_scores, token_f1
+from mvp_lm.eval.captions import bleu4, caption_scores, content_f1, named_categories, token_f1
 from mvp_lm.eval.evaluate import evaluate
 from mvp_lm.eval.gt import GroundTruth, GTPaths
 from mvp_lm.eval.oracle import oracle_predictions
 from mvp_lm.eval.panoptic import PQStat, Segment
 from mvp_lm.eval.predictions import load_predictions
-from mvp_lm.eval.referring import GRESStat, RESStat
+from mvp_lm.eval.referring import GRESStat, RESStat, SentenceDiagnostics
 from mvp_lm.eval.semantic import SemanticStat
 from mvp_lm.synth.writer import generate
 
@@ -187,6 +187,12 @@ def test_oracle_predictions_score_100_everywhere_and_a_miss_costs(synth_gt, tmp_
                         "caption": ["BLEU-4", "token_F1"]}.items():
         assert all(m[block][k] == pytest.approx(100) for k in keys), (block, m[block])
     assert m["instance"]["box"]["AP"] == pytest.approx(100) and m["instance"]["mask"]["AP"] == pytest.approx(100)
+    # the first reference caption (an inventory) names every shape and stuff region present
+    assert m["caption"]["content_F1_things"] == pytest.approx(100) and m["caption"]["content_F1_stuff"] == pytest.approx(100)
+    kinds = m["refcoco"]["by_kind"]
+    assert set(kinds) <= {"attribute", "position", "stuff", "relation"} and "relation" in kinds
+    assert all(k["Acc@0.5"] == pytest.approx(100) and 0 < k["random_Acc@0.5"] < 100 for k in kinds.values())
+    assert m["refcoco"]["sensitivity"]["differing_picks"] == pytest.approx(100)
     # Answering "no target" to every gRefCOCO expression: N-acc stays 100, T-acc and gIoU drop.
     for e in preds:
         for t in e["tasks"]:
@@ -215,3 +221,28 @@ def test_cli(synth_gt, tmp_path, capsys):
     (tmp_path / "bad.json").write_text(json.dumps([{"image_id": 1}]))
     assert eval_main(["--gt", str(synth_gt), "--pred", str(tmp_path / "bad.json")]) == 2
     assert "predictions[0] (image_id 1)" in capsys.readouterr().err
+
+
+def test_caption_content_f1_by_hand():
+    names = ["circle", "square", "sky", "wall"]
+    assert named_categories("Two circles and a square, with sky behind.", names) == {"circle", "square", "sky"}
+    assert named_categories("A circled squarely walled", names) == set()   # whole words, not prefixes
+    # image 1 names its circle and an absent square, misses its sky; image 2 misses its circle: tp 1, fp 1, fn 2
+    f1 = content_f1(["a circle and a square", "nothing here"], [{"circle", "sky"}, {"circle"}], names)
+    assert f1 == pytest.approx(100 * 2 * 1 / (2 * 1 + 1 + 2))
+
+
+def test_sentence_diagnostics_by_hand():
+    a, b, c = [0, 0, 10, 10], [20, 0, 30, 10], [40, 0, 50, 10]
+    d = SentenceDiagnostics()
+    d.add("attribute", 1, a, a, [a, b, c])        # right; a random pick is right 1 in 3
+    d.add("relation", 1, a, b, [a, b, c])         # wrong: picks a for b's sentence
+    d.add("relation", 2, None, c, [c])            # no answer
+    out = d.summary()
+    assert out["by_kind"]["attribute"] == {"Acc@0.5": 100.0, "random_Acc@0.5": pytest.approx(100 / 3), "num": 1}
+    assert out["by_kind"]["relation"] == {"Acc@0.5": 0.0, "random_Acc@0.5": pytest.approx((100 / 3 + 100) / 2),
+                                          "num": 2}
+    # image 1: two sentences with different targets (a, b) that both picked a -> the one pair does not differ
+    assert out["sensitivity"] == {"differing_picks": 0.0, "pairs": 1}
+    d.add("attribute", 1, c, c, [a, b, c])        # two more pairs on image 1, both with differing picks
+    assert d.summary()["sensitivity"] == {"differing_picks": pytest.approx(100 * 2 / 3), "pairs": 3}

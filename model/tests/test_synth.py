@@ -115,3 +115,14 @@ def test_cli_and_preview(tmp_path, capsys):
     preview = Image.open(tmp_path / "s/preview.png")
     assert preview.width >= 2 * 48 * 2 and preview.height >= 48 * 2
     assert '"refs"' in capsys.readouterr().out
+
+
+def test_expression_kind_reads_back_each_template():
+    from mvp_lm.synth.language import EXPRESSION_KINDS, expression_kind
+    cases = {"the red circle": "attribute", "all small squares": "attribute", "the two stars": "attribute",
+             "the circle on the left": "position", "the topmost red shape": "position",
+             "the star in the sky": "stuff", "the small shape in front of the wall": "stuff",
+             "the square left of the red circle": "relation", "the shape above the white star": "relation",
+             "the medium shape below the square": "relation"}
+    assert {text: expression_kind(text) for text in cases} == cases
+    assert set(cases.values()) == set(EXPRESSION_KINDS)

@@ -16,13 +16,14 @@ import time
 from pathlib import Path
 
 from ..eval.evaluate import evaluate
+from ..eval.referring import box_iou
 from ..export import export_bundle, file_entry
+from ..reference import load_image
 from .calibrate import calibrate_no_target
 from .ci_slice import write_slice
 from .data import make_sft, make_synth
 from .log import step
-from .plots import loss_curve, overlay, read_log
-from ..reference import load_image
+from .plots import ReferringExample, loss_curve, overlay, read_log
 from .predict import build_cases, ground_truth, predict, write_json
 from .training import Schedule, checkpoint_step, export_weights, run_stage
 
@@ -32,7 +33,11 @@ SLICE_IMAGES = 16
 # The issue's targets on the held-out split: (label, path into metrics.json's "held_out", threshold).
 TARGETS = (("PQ", ("panoptic", "PQ"), 60), ("mIoU", ("semantic", "mIoU"), 70),
            ("box AP50", ("instance", "box", "AP50"), 80), ("RES cIoU", ("refcoco", "cIoU"), 75),
-           ("REC Acc@0.5", ("refcoco", "Acc@0.5"), 85), ("no-target accuracy", ("grefcoco", "N-acc"), 80))
+           ("REC Acc@0.5", ("refcoco", "Acc@0.5"), 85), ("no-target accuracy", ("grefcoco", "N-acc"), 80),
+           ("gRES cIoU", ("grefcoco", "cIoU"), 60),
+           ("sentence sensitivity", ("refcoco", "sensitivity", "differing_picks"), 80),
+           ("caption shape F1", ("caption", "content_F1_things"), 80),
+           ("caption stuff F1", ("caption", "content_F1_stuff"), 90))
 
 
 def export(weights: Path, out: Path) -> dict:
@@ -83,6 +88,38 @@ def targets_table(metrics: dict) -> str:
     return "\n".join(rows)
 
 
+def kinds_table(metrics: dict) -> str:
+    """REC Acc@0.5 by expression kind next to picking one of the image's objects at random (markdown)."""
+    rows = ["| expression kind | share | REC Acc@0.5 | random object |", "|---|---|---|---|"]
+    kinds = metrics["held_out"].get("refcoco", {}).get("by_kind", {})
+    total = sum(k["num"] for k in kinds.values()) or 1
+    for kind, k in kinds.items():
+        rows.append(f"| {kind} | {100 * k['num'] / total:.0f} % | {k['Acc@0.5']:.1f} | {k['random_Acc@0.5']:.1f} |")
+    return "\n".join(rows)
+
+
+def picture(gt, val_set: Path, preds: list[dict], slice_ids: list[int], out: Path) -> Path:
+    """The README picture: the first slice image's panoptic result and caption, then the first single-target
+    sentence of the slice (in image order) that the model gets right and the first it gets wrong."""
+    def rgb(image_id: int):
+        return load_image(val_set / "images" / gt.panoptic["images"][image_id]["file_name"])
+
+    by_id = {e["image_id"]: e for e in preds}
+    first = by_id[slice_ids[0]]
+    examples: dict[bool, ReferringExample] = {}
+    for iid in slice_ids:
+        for t in (t for t in by_id[iid]["tasks"] if t["mode"] == "single"):
+            target = gt.refs[t["sent_id"]]
+            best = max(t["detections"], key=lambda d: d["score"], default=None)
+            iou = box_iou(best["box"], target["box"]) if best else 0.0
+            ok = iou >= 0.5
+            if ok not in examples:
+                examples[ok] = ReferringExample(rgb(iid), target["sent"], t, target["box"],
+                                                f"{'success' if ok else 'failure'} (box IoU {iou:.2f})")
+    pan = next(t for t in first["tasks"] if t["mode"] == "panoptic")
+    return overlay(rgb(slice_ids[0]), pan, first["caption"], [examples[k] for k in (True, False) if k in examples], out)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m mvp_lm.demo", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -128,17 +165,13 @@ def main(argv: list[str] | None = None) -> int:
         write_json(pred_path, preds)
     step("evaluate")
     metrics = write_metrics(out / "metrics.json", evaluate(gt, preds, str(pred_path)), manifest, runs, a.val_images)
-    print(targets_table(metrics), flush=True)
+    print(targets_table(metrics), kinds_table(metrics), sep="\n\n", flush=True)
     if a.until == "eval":
         return 0
     logs = [read_log(run, checkpoint_step(run)) for run in runs]
     step(f"loss curve -> {loss_curve(*logs, docs / 'loss-curve.png')}")
     slice_ids = sorted(gt.panoptic["annotations"])[:SLICE_IMAGES]
-    demo = next(e for e in preds if e["image_id"] == slice_ids[0])
-    ref = next(t for t in demo["tasks"] if t["mode"] == "single")
-    pan = next(t for t in demo["tasks"] if t["mode"] == "panoptic")
-    rgb = load_image(val_set / "images" / gt.panoptic["images"][slice_ids[0]]["file_name"])
-    step(f"overlay -> {overlay(rgb, pan, gt.refs[ref['sent_id']]['sent'], ref, demo['caption'], docs / 'demo-overlay.png')}")
+    step(f"overlay -> {picture(gt, val_set, preds, slice_ids, docs / 'demo-overlay.png')}")
     write_slice(val_set, out / "ci-slice", slice_ids, preds, manifest)
     step(f"CI slice -> {out / 'ci-slice'} ({len(slice_ids)} images); done in {time.time() - started:.0f}s")
     return 0

@@ -14,9 +14,9 @@ from .log import step
 # One SFT file per task family the demo model serves (words: panoptic/semantic/instance; sentences: RES and gRES).
 WORD_TASKS = (("coco-panoptic", "panoptic"), ("coco-panoptic", "semantic"), ("coco-detection", "instance"))
 # Sentence records kept per image and dataset. The synthetic set has ~6.5 RefCOCO and ~3.8 gRefCOCO sentences per
-# image; all of them would make word tasks (the ones that supervise every segment of an image) under a quarter of
-# a CPU-sized training run. Two of each leaves 3 word : 2 RES : 2 gRES records per image.
-SENTENCES_PER_IMAGE = 2
+# image. Sentence grounding needs more of them than the word tasks (which supervise every segment of an image at
+# once): 4 RefCOCO and 2 gRefCOCO leave 3 word : 4 RES : 2 gRES records per image.
+SENTENCES_PER_IMAGE = {"refcoco": 4, "grefcoco": 2}
 
 
 def make_synth(out: Path, seed: int, num_images: int, split: str) -> Path:
@@ -50,7 +50,7 @@ def make_sft(synth: Path, out_dir: Path) -> Path:
         parts.append(out_dir / f"{fmt}.jsonl")
         _check(convert_main([fmt, "--refs", str(refs), "--instances", str(synth / "refcoco" / "instances.json"),
                              "--split", "train", *common, "--out", str(parts[-1])]), fmt)
-        thin_per_image(parts[-1], SENTENCES_PER_IMAGE, seed=len(parts))
+        thin_per_image(parts[-1], SENTENCES_PER_IMAGE[fmt], seed=len(parts))
     tmp = out_dir / "train.partial.jsonl"
     _check(convert_main(["merge", "--out", str(tmp), *map(str, parts)]), "merge")
     tmp.with_suffix(".categories.json").replace(merged.with_suffix(".categories.json"))

@@ -1,8 +1,9 @@
 """Pictures for the README, drawn with Pillow alone (matplotlib is not a dependency): the loss curves of both
-training stages and an overlay of one demo result."""
+training stages and an overlay of demo results: a panoptic one and a labelled referring success and failure."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -95,9 +96,25 @@ def _mask(rle: dict) -> np.ndarray:
     return decode_segmentation(rle, *rle["size"]).astype(bool)
 
 
-def overlay(rgb: np.ndarray, panoptic: dict, sentence: str, referring: dict, caption: str | None, out: Path,
+@dataclass
+class ReferringExample:
+    """One sentence result for the picture: its image, the sentence, the task result, the target box, a label."""
+    rgb: np.ndarray
+    sentence: str
+    result: dict
+    target_box: list[float]
+    label: str  # e.g. "success (IoU 0.91)" / "failure (IoU 0.00)"
+
+
+def _draw_box(d: ImageDraw.ImageDraw, box: list[float], scale: int, dx: int, colour, width: int = 2) -> None:
+    x0, y0, x1, y1 = (v * scale for v in box)
+    d.rectangle([x0 + dx, y0, x1 + dx, y1], outline=colour, width=width)
+
+
+def overlay(rgb: np.ndarray, panoptic: dict, caption: str | None, referring: list[ReferringExample], out: Path,
             scale: int = 3) -> Path:
-    """Three panels: the image, its predicted panoptic segmentation (labelled boxes), and a referring result."""
+    """Panels: an image, its predicted panoptic segmentation (labelled boxes), then one panel per referring example
+    (predicted mask and box in yellow, the target's box in cyan) labelled success or failure."""
     h, w = rgb.shape[:2]
     dets = panoptic["detections"]
     pal = _palette(len(dets) + 1)
@@ -105,34 +122,37 @@ def overlay(rgb: np.ndarray, panoptic: dict, sentence: str, referring: dict, cap
     for k, det in enumerate(sorted(dets, key=lambda x: x["score"])):
         m = _mask(det["mask"])
         seg[m] = 0.4 * seg[m] + 0.6 * pal[k + 1]
-    ref = rgb.astype(np.float32).copy()
-    for det in referring["detections"][:1]:
-        m = _mask(det["mask"])
-        ref[m] = 0.4 * ref[m] + 0.6 * np.array([255, 40, 40])
-    panels = [rgb, seg.astype(np.uint8), ref.astype(np.uint8)]
+    panels = [rgb, seg.astype(np.uint8)]
+    for ex in referring:
+        ref = ex.rgb.astype(np.float32).copy()
+        for det in ex.result["detections"][:1]:
+            m = _mask(det["mask"])
+            ref[m] = 0.4 * ref[m] + 0.6 * np.array([255, 220, 0])
+        panels.append(ref.astype(np.uint8))
     pw, ph = w * scale, h * scale
-    text_h = 70
-    canvas = Image.new("RGB", (3 * pw + 16, ph + text_h), "white")
+    text_h = 84
+    canvas = Image.new("RGB", (len(panels) * (pw + 8) - 8, ph + text_h), "white")
     d = ImageDraw.Draw(canvas)
     for i, p in enumerate(panels):
         canvas.paste(Image.fromarray(p).resize((pw, ph), Image.NEAREST), (i * (pw + 8), 0))
     for det in dets:
         if det.get("stuff"):
             continue
-        x0, y0, x1, y1 = (v * scale for v in det["box"])
-        x0 += pw + 8
-        x1 += pw + 8
-        d.rectangle([x0, y0, x1, y1], outline=(255, 255, 255))
+        _draw_box(d, det["box"], scale, pw + 8, (255, 255, 255), 1)
+        x0, y0 = det["box"][0] * scale + pw + 8, det["box"][1] * scale
         d.text((x0 + 2, y0 + 1), f"{det['phrase']} {det['score']:.2f}", fill=(255, 255, 255))
-    for det in referring["detections"][:1]:
-        x0, y0, x1, y1 = (v * scale + 2 * (pw + 8) * (i % 2 == 0) for i, v in enumerate(det["box"]))
-        d.rectangle([x0, y0, x1, y1], outline=(255, 255, 0), width=2)
     d.text((4, ph + 6), "input", fill=(0, 0, 0))
     d.text((pw + 12, ph + 6), "panoptic (all categories)", fill=(0, 0, 0))
-    d.text((2 * pw + 20, ph + 6), f'"{sentence}"', fill=(0, 0, 0))
-    if not referring["detections"]:
-        d.text((2 * pw + 20, ph + 22), "(no target)", fill=(0, 0, 0))
-    d.text((4, ph + 44), f"caption: {caption or '(none)'}", fill=(0, 0, 0))
+    for k, ex in enumerate(referring):
+        dx = (k + 2) * (pw + 8)
+        _draw_box(d, ex.target_box, scale, dx, (0, 220, 255))
+        for det in ex.result["detections"][:1]:
+            _draw_box(d, det["box"], scale, dx, (255, 220, 0))
+        d.text((dx + 4, ph + 6), f'"{ex.sentence}"', fill=(0, 0, 0))
+        ok = ex.label.startswith("success")
+        d.text((dx + 4, ph + 22), ex.label, fill=(0, 140, 0) if ok else (200, 0, 0))
+        d.text((dx + 4, ph + 38), "yellow: picked   cyan: target", fill=(90, 90, 90))
+    d.text((4, ph + 60), f"caption (first image): {caption or '(none)'}", fill=(0, 0, 0))
     out.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(out)
     return out

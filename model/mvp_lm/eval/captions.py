@@ -2,6 +2,9 @@
   BLEU-4: corpus-level (Papineni et al. 2002): clipped 1..4-gram precisions against all references of an image,
           geometric mean, brevity penalty with the closest reference length; no smoothing.
   token F1: per image the best unigram-overlap F1 against any reference (SQuAD-style bag of words), averaged.
+And caption content against the image's annotations: F1 between the category names a caption names (a name or its
+plural as words) and the categories present, over all (image, category) pairs, things and stuff apart. Templated
+references make BLEU easy; content says whether the caption looked at the image.
 Tokens are lower-cased words (mvp_lm.data.captions.words)."""
 from __future__ import annotations
 
@@ -55,3 +58,18 @@ def caption_scores(hypotheses: list[str], references: list[list[str]]) -> dict[s
     return {"BLEU-4": bleu4(hypotheses, references),
             "token_F1": sum(token_f1(h, r) for h, r in zip(hypotheses, references)) / len(hypotheses),
             "num": len(hypotheses)}
+
+
+def named_categories(caption: str, names: list[str]) -> set[str]:
+    """The category names (one-word or multi-word) that the caption names, singular or plural."""
+    text = f" {' '.join(words(caption))} "
+    return {n for n in names if any(f" {form} " in text for form in (n, n + "s", n + "es"))}
+
+
+def content_f1(captions: list[str], present: list[set[str]], names: list[str]) -> float:
+    """Micro F1 (percent) of named vs present categories over all (image, category) pairs."""
+    tp = fp = fn = 0
+    for caption, gt in zip(captions, present):
+        named = named_categories(caption, names)
+        tp, fp, fn = tp + len(named & gt), fp + len(named - gt), fn + len(gt - named)
+    return 100 * 2 * tp / max(2 * tp + fp + fn, 1)

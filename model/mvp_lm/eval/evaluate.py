@@ -9,12 +9,13 @@ import numpy as np
 
 from ..data.errors import DataFormatError
 from ..data.masks import xyxy_to_xywh
-from .captions import caption_scores
+from ..synth.language import expression_kind
+from .captions import caption_scores, content_f1
 from .coco_ap import coco_ap
 from .gt import GroundTruth
 from .panoptic import PQStat, Segment
 from .predictions import mask_of
-from .referring import GRESStat, RESStat
+from .referring import GRESStat, RESStat, SentenceDiagnostics
 from .semantic import SemanticStat
 
 
@@ -143,8 +144,8 @@ def _sentence_target(targets: dict[int, dict], e: dict, t: dict, rec: str, path:
 
 
 def _refcoco(gt: GroundTruth, items: list[Item], path: str) -> dict[str, float]:
-    """RES on the best-scoring detection's mask, REC on its box."""
-    res = RESStat()
+    """RES on the best-scoring detection's mask, REC on its box; REC by expression kind and sentence sensitivity."""
+    res, diag = RESStat(), SentenceDiagnostics()
     for e, t, rec in items:
         target = _sentence_target(gt.refs, e, t, rec, path, gt.split)
         h, w = target["mask"].shape
@@ -152,8 +153,11 @@ def _refcoco(gt: GroundTruth, items: list[Item], path: str) -> dict[str, float]:
         f = f"tasks[{t['_index']}].detections"
         res.add(mask_of(best["mask"], h, w, path, rec, f + ".mask") if best and best.get("mask") else None,
                 target["mask"])
-        res.add_box(best.get("box") if best else None, target["box"])
-    return res.summary()
+        box = best.get("box") if best else None
+        res.add_box(box, target["box"])
+        diag.add(expression_kind(target["sent"]), e["image_id"], box, target["box"],
+                 gt.ref_boxes.get(e["image_id"], []))
+    return {**res.summary(), **diag.summary()}
 
 
 def _grefcoco(gt: GroundTruth, items: list[Item], path: str) -> dict[str, float]:
@@ -162,6 +166,18 @@ def _grefcoco(gt: GroundTruth, items: list[Item], path: str) -> dict[str, float]
         target = _sentence_target(gt.grefs, e, t, rec, path, gt.split)
         gres.add(_union_mask(t, *target["mask"].shape, path, rec), target["mask"])
     return gres.summary()
+
+
+def _caption_content(gt: GroundTruth, entries: list[dict]) -> dict[str, float]:
+    """Content F1 of the captions: things and stuff categories named vs present (panoptic ground truth)."""
+    cats = gt.panoptic["categories"]
+    entries = [e for e in entries if e["image_id"] in gt.panoptic["annotations"]]
+    out = {}
+    for label, isthing in (("things", True), ("stuff", False)):
+        names = {cid: c["name"].lower() for cid, c in cats.items() if bool(c.get("isthing", 1)) == isthing}
+        present = [{names[c] for c in gt.present_categories(e["image_id"]) if c in names} for e in entries]
+        out[f"content_F1_{label}"] = content_f1([e["caption"] for e in entries], present, list(names.values()))
+    return out
 
 
 def evaluate(gt: GroundTruth, predictions: list[dict], path: str = "<predictions>") -> dict[str, dict]:
@@ -185,4 +201,6 @@ def evaluate(gt: GroundTruth, predictions: list[dict], path: str = "<predictions
         refs = gt.captions
         scored = [e for e in with_caption if refs.get(e["image_id"])]
         results["caption"] = caption_scores([e["caption"] for e in scored], [refs[e["image_id"]] for e in scored])
+        if gt.paths.panoptic_json.exists():
+            results["caption"].update(_caption_content(gt, with_caption))
     return results

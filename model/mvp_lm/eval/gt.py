@@ -93,6 +93,18 @@ class GroundTruth:
     def ref_images(self) -> dict[int, dict]:
         return self._ref_instances[0]
 
+    @cached_property
+    def ref_boxes(self) -> dict[int, list[list[float]]]:
+        """image_id → the xyxy boxes of every referable object (the choices a random pick has)."""
+        out: dict[int, list[list[float]]] = {}
+        for a in self._ref_instances[1].values():
+            out.setdefault(a["image_id"], []).append(xywh_to_xyxy(a["bbox"]))
+        return out
+
+    def present_categories(self, image_id: int) -> set[int]:
+        """Category ids with a panoptic segment in the image."""
+        return {s["category_id"] for s in self.panoptic["annotations"][image_id]["segments_info"]}
+
     def _target_mask(self, ann_id: int) -> tuple[np.ndarray, list[float]]:
         images, anns = self._ref_instances
         a = anns[ann_id]

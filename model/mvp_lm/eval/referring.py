@@ -2,10 +2,17 @@
 per-expression IoU; REC: Acc@0.5 = share of expressions whose predicted box has IoU ≥ 0.5 with the target box.
 Generalised RES (gRefCOCO, Liu et al. 2023): cIoU over all expressions (a correct empty prediction adds nothing),
 gIoU = mean per-expression IoU where an empty prediction for a no-target expression scores 1, N-acc = share of
-no-target expressions predicted empty, T-acc = share of target expressions not predicted empty."""
+no-target expressions predicted empty, T-acc = share of target expressions not predicted empty.
+
+Diagnostics of single-target sentences: REC Acc@0.5 by expression kind (mvp_lm.synth.language.expression_kind)
+next to the expected Acc@0.5 of picking one of the image's objects at random; sentence sensitivity = among pairs of
+sentences on one image whose targets differ, the share whose picked boxes differ (IoU < 0.5): a model that ignores
+the sentence picks the same object for both."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import itertools
+from collections import defaultdict
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -83,4 +90,33 @@ class GRESStat:
             out["N-acc"] = 100 * self.no_target_hits / self.no_target_n
         if self.target_n:
             out["T-acc"] = 100 * self.target_hits / self.target_n
+        return out
+
+
+@dataclass
+class SentenceDiagnostics:
+    by_kind: dict[str, list[float]] = field(default_factory=lambda: defaultdict(lambda: [0, 0.0, 0]))  # hits, random, n
+    picks: dict[int, list[tuple[list[float], list[float] | None]]] = field(default_factory=lambda: defaultdict(list))
+
+    def add(self, kind: str, image_id: int, pred_box: list[float] | None, gt_box: list[float],
+            choices: list[list[float]]) -> None:
+        k = self.by_kind[kind]
+        k[0] += pred_box is not None and box_iou(pred_box, gt_box) >= 0.5
+        k[1] += sum(box_iou(c, gt_box) >= 0.5 for c in choices) / max(len(choices), 1)
+        k[2] += 1
+        self.picks[image_id].append((gt_box, pred_box))
+
+    def summary(self) -> dict:
+        kinds = {kind: {"Acc@0.5": 100 * hits / n, "random_Acc@0.5": 100 * rnd / n, "num": n}
+                 for kind, (hits, rnd, n) in sorted(self.by_kind.items())}
+        differ = pairs = 0
+        for picks in self.picks.values():
+            for (gt_a, pred_a), (gt_b, pred_b) in itertools.combinations(picks, 2):
+                if box_iou(gt_a, gt_b) >= 0.5:
+                    continue  # same target
+                pairs += 1
+                differ += pred_a is None or pred_b is None or box_iou(pred_a, pred_b) < 0.5
+        out = {"by_kind": kinds}
+        if pairs:
+            out["sensitivity"] = {"differing_picks": 100 * differ / pairs, "pairs": pairs}
         return out

@@ -1,4 +1,4 @@
-"""Connector res5 -> LLM image tokens: stride-2 ResNet basic block (BatchNorm), flatten, Linear.
+"""Connector res5 -> LLM image tokens: ResNet basic block (BatchNorm; stride 2 in the paper), flatten, Linear.
 
 Parameter names follow the released code's `ResNetSwin` minus its `layer1.0.` prefix (see WEIGHTS.md).
 """
@@ -10,14 +10,14 @@ from torch import nn
 
 
 class BasicBlock(nn.Module):
-    def __init__(self, in_ch: int, out_ch: int, repeat_conv2: bool):
+    def __init__(self, in_ch: int, out_ch: int, repeat_conv2: bool, stride: int = 2):
         super().__init__()
         self.repeat_conv2 = repeat_conv2
-        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, stride=2, padding=1, bias=False)
+        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(out_ch)
         self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(out_ch)
-        self.downsample = nn.Sequential(nn.Conv2d(in_ch, out_ch, 1, stride=2, bias=False), nn.BatchNorm2d(out_ch))
+        self.downsample = nn.Sequential(nn.Conv2d(in_ch, out_ch, 1, stride=stride, bias=False), nn.BatchNorm2d(out_ch))
         # set by fold_batchnorm() when conv2 is applied twice: the second application with bn2 folded in
         self.conv2_folded: nn.Conv2d | None = None
 
@@ -56,16 +56,16 @@ def fuse_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
 
 
 class Connector(nn.Module):
-    def __init__(self, in_channels: int, block_channels: int, out_dim: int, repeat_conv2: bool):
+    def __init__(self, in_channels: int, block_channels: int, out_dim: int, repeat_conv2: bool, stride: int = 2):
         super().__init__()
-        self.block = BasicBlock(in_channels, block_channels, repeat_conv2)
+        self.block = BasicBlock(in_channels, block_channels, repeat_conv2, stride)
         self.fc = nn.Linear(block_channels, out_dim)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
     def forward(self, res5: torch.Tensor) -> torch.Tensor:
-        """res5 [B,C,h,w] -> image tokens [B, h/2*w/2, out_dim] (row-major over the 2x-downsampled grid)."""
+        """res5 [B,C,h,w] -> image tokens [B, h/s*w/s, out_dim] (row-major over the stride-s grid)."""
         return self.fc(self.block(res5).flatten(2).transpose(1, 2))
 
     def fold_batchnorm(self) -> None:

@@ -17,6 +17,24 @@ STUFF_PREPOSITION = {"sky": "in the sky", "water": "in the water", "grass": "on 
                      "wall": "in front of the wall"}
 
 
+# The expression kinds the generator writes, for per-kind metrics and curricula; `expression_kind` reads them back.
+EXPRESSION_KINDS = ("attribute", "position", "stuff", "relation")
+
+
+def expression_kind(text: str) -> str:
+    """Which template of `expressions` wrote `text`: a relation to another thing ("... left of the square"), a
+    stuff region ("... on the grass"), an absolute position ("... on the left", "the topmost ..."), or attributes
+    alone ("the red circle", "all squares", "the two stars")."""
+    padded = f" {text} "
+    if any(f" {rel} the " in padded for rel in RELATIONS):
+        return "relation"
+    if any(padded.endswith(f" {p} ") for p in STUFF_PREPOSITION.values()):
+        return "stuff"
+    if any(padded.endswith(f" on the {side} ") or f" {side}most " in padded for side in EXTREMES):
+        return "position"
+    return "attribute"
+
+
 @dataclass(frozen=True)
 class Desc:
     size: str | None

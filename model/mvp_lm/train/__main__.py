@@ -28,6 +28,8 @@ def parse_args(argv=None) -> TrainOptions:
     p.add_argument("--num-points", type=int, help="mask points per matched mask (default 12544 full, 256 tiny)")
     p.add_argument("--dn-queries", type=int, help="denoising query budget (default 100 full, 20 tiny; 0 = off)")
     p.add_argument("--dn-noise", type=float, default=0.4)
+    p.add_argument("--sentence-loss-scale", type=float, default=0.1,
+                   help="factor on the sentence-score BCE (0.1 in the released code)")
     p.add_argument("--response-mix", type=float, default=1.0,
                    help="probability of the caption response; otherwise 'The perception result is <PER>'")
     p.add_argument("--max-phrases", type=int, default=64)

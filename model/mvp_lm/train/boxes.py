@@ -17,6 +17,14 @@ def _area(boxes: Tensor) -> Tensor:
     return (boxes[..., 2] - boxes[..., 0]).clamp(min=0) * (boxes[..., 3] - boxes[..., 1]).clamp(min=0)
 
 
+def box_iou(a: Tensor, b: Tensor, eps: float = 1e-7) -> Tensor:
+    """Pairwise IoU of xyxy boxes a [N,4] and b [M,4] -> [N,M]."""
+    lt = torch.max(a[:, None, :2], b[None, :, :2])
+    rb = torch.min(a[:, None, 2:], b[None, :, 2:])
+    inter = (rb - lt).clamp(min=0).prod(-1)
+    return inter / (_area(a)[:, None] + _area(b)[None, :] - inter).clamp(min=eps)
+
+
 def generalized_box_iou(a: Tensor, b: Tensor, eps: float = 1e-7) -> Tensor:
     """Pairwise GIoU of xyxy boxes a [N,4] and b [M,4] -> [N,M], in [-1, 1]."""
     area_a, area_b = _area(a), _area(b)

@@ -51,6 +51,7 @@ class TrainOptions:
     num_points: int | None = None
     dn_queries: int | None = None
     dn_noise: float = 0.4
+    sentence_loss_scale: float = 0.1  # factor on the sentence-score BCE (the released code's 0.1)
     response_mix: float = 1.0  # probability of the caption response (else "The perception result is <PER>")
     max_phrases: int = 64
     max_negatives: int = 32
@@ -164,7 +165,7 @@ def _train(opts: TrainOptions, info: DistInfo, run: Path) -> TrainResult:
     set_trainable(model, opts.stage, opts.train_encoder)
     model.to(info.device).train()
     weights = LossWeights()
-    criterion = SetCriterion(weights, num_points=opts.num_points)
+    criterion = SetCriterion(weights, num_points=opts.num_points, sentence_scale=opts.sentence_loss_scale)
     step_module = TrainingStep(model, criterion, opts.stage, opts.dn_queries, opts.dn_noise)
     runner = DistributedDataParallel(step_module) if info.enabled else step_module
     optimizer = build_optimizer(model, opts.lr, opts.weight_decay)

@@ -31,6 +31,22 @@ def drop_batch_dim(outputs: dict, b: int) -> dict:
     return out
 
 
+def vision_and_language(model: MVPLM, batch: TrainBatch) -> tuple[dict[str, Tensor], dict]:
+    """The image encoder on the batch's images and the LLM over prompt + response with the image tokens spliced."""
+    vision = model.encode_image(batch.pixel_values)
+    embeds = splice_image(model.embed_tokens(batch.input_ids), vision["image_embeds"], batch.image_index)
+    return vision, model.llm(embeds, batch.attention_mask, batch.position_ids)
+
+
+def perception_inputs(model: MVPLM, batch: TrainBatch, llm: dict, b: int) -> tuple[Tensor, Tensor | None]:
+    """Sample b's pooled phrase/sentence embeddings [1,P,H] and (paper variant) its <PER> state [1,H]."""
+    paper = model.config.variant == "paper"
+    hidden = llm["last_hidden_state"] if paper else llm["mean_hidden_states"]
+    text = torch.stack([hidden[b, s:e].mean(0) for s, e in batch.phrase_spans[b]])[None]
+    per_hidden = hidden[b, batch.per_positions[b]][None] if paper else None
+    return text, per_hidden
+
+
 class TrainingStep(nn.Module):
     def __init__(self, model: MVPLM, criterion: SetCriterion, stage: int, dn_queries: int, dn_noise: float):
         super().__init__()
@@ -40,17 +56,12 @@ class TrainingStep(nn.Module):
     def forward(self, batch: TrainBatch, num_masks: float) -> dict[str, Tensor]:
         """Raw losses: "lm" and, in stage 2, "<component>/<prediction set>" summed over the batch's images."""
         model, cfg = self.model, self.model.config
-        vision = model.encode_image(batch.pixel_values)
-        embeds = splice_image(model.embed_tokens(batch.input_ids), vision["image_embeds"], batch.image_index)
-        llm = model.llm(embeds, batch.attention_mask, batch.position_ids)
+        vision, llm = vision_and_language(model, batch)
         losses = {"lm": lm_loss(llm["logits"], batch.labels)}
         if self.stage == 1:  # alignment: the connector learns from the response (caption) alone
             return losses
-        paper = cfg.variant == "paper"
-        hidden = llm["last_hidden_state"] if paper else llm["mean_hidden_states"]
-        for b in range(hidden.shape[0]):
-            text = torch.stack([hidden[b, s:e].mean(0) for s, e in batch.phrase_spans[b]])[None]
-            per_hidden = hidden[b, batch.per_positions[b]][None] if paper else None
+        for b in range(batch.pixel_values.shape[0]):
+            text, per_hidden = perception_inputs(model, batch, llm, b)
             is_sentence = batch.kinds[b] == "sentence"
             targets = batch.targets[b]
             dn = None
@@ -60,7 +71,7 @@ class TrainingStep(nn.Module):
             vision_b = {k: vision[k][b:b + 1] for k in VISION_KEYS}
             outputs = model.perceive(vision_b, text, is_sentence, per_hidden, dn.model_input() if dn else None)
             image_losses = self.criterion(
-                drop_batch_dim(outputs, 0), targets, is_sentence, num_masks, batch_size=hidden.shape[0],
+                drop_batch_dim(outputs, 0), targets, is_sentence, num_masks, batch_size=len(batch.kinds),
                 num_thing_queries=cfg.decoder.num_queries, dn_match=dn.matches[0] if dn else None,
                 dn_num_groups=dn.num_groups if dn else 0,
             )
