@@ -1,9 +1,10 @@
 """python -m mvp_lm.demo [--work .data/demo] [--until STEP]: reproduce the shipped demo model end to end.
 
 Steps (each skipped when its outputs exist, so an interrupted run continues where it stopped):
-  data    synthetic train set (seed 1) and held-out set (seed 2, split "val"); SFT file from the converters
-  train   stage 1 then stage 2 of the tiny config, paper variant (mvp_lm.train; resumes from the last checkpoint)
-  export  the stage-2 weights -> models/demo (mvp_lm.export); no-target threshold calibrated on the train split
+  data    synthetic train set (seed 1) and held-out set (seed 2, split "val"); SFT files from the converters
+  train   stage 1, stage 2, then stage 2 continued on every train sentence, of the tiny config, paper variant
+          (mvp_lm.train; resumes from the last checkpoint)
+  export  the last run's weights -> models/demo (mvp_lm.export); no-target threshold calibrated on the train split
   eval    held-out predictions of the exported bundle (mvp_lm.reference, onnx backend) -> models/demo/metrics.json
   docs    docs/loss-curve.png, docs/demo-overlay.png, models/demo/ci-slice/
 """
@@ -132,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="stage-2 schedule length (the default reproduces the shipped model)")
     p.add_argument("--stage2-stop", type=int, default=Schedule.stage2_stop,
                    help="end stage 2 at this step of its schedule (the default reproduces the shipped model)")
+    p.add_argument("--sentences-steps", type=int, default=Schedule.sentences_steps,
+                   help="steps of the sentence-heavy continuation of stage 2, 0 = none (the default reproduces the "
+                        "shipped model)")
     p.add_argument("--response-mix", type=float, default=Schedule.response_mix,
                    help="share of stage-2 samples answering with the caption (the default reproduces the shipped model)")
     p.add_argument("--until", choices=STEPS, default=STEPS[-1], help="stop after this step")
@@ -141,15 +145,20 @@ def main(argv: list[str] | None = None) -> int:
     train_set = make_synth(work / "synth-train", 1, a.train_images, "train")
     val_set = make_synth(work / "synth-val", 2, a.val_images, "val")
     sft = make_sft(train_set, work / "sft")
+    sft_sentences = make_sft(train_set, work / "sft-sentences", sentences_per_image=None)
     if a.until == "data":
         return 0
-    sched = Schedule(stage2_steps=a.stage2_steps, stage2_stop=a.stage2_stop, response_mix=a.response_mix)
+    sched = Schedule(stage2_steps=a.stage2_steps, stage2_stop=a.stage2_stop, response_mix=a.response_mix,
+                     sentences_steps=a.sentences_steps)
     runs = [work / "run-stage1", work / "run-stage2"]
     run_stage(1, sft, train_set, runs[0], sched, None)
     run_stage(2, sft, train_set, runs[1], sched, runs[0])
+    if sched.sentences_steps:
+        runs.append(work / "run-sentences")
+        run_stage(2, sft_sentences, train_set, runs[2], sched, runs[1], sentences=True)
     if a.until == "train":
         return 0
-    weights = export_weights(runs[1], work / "final")
+    weights = export_weights(runs[-1], work / "final")
     manifest = calibrate_no_target(export(weights, out), out, train_set)
     if a.until == "export":
         return 0
@@ -168,8 +177,9 @@ def main(argv: list[str] | None = None) -> int:
     print(targets_table(metrics), kinds_table(metrics), sep="\n\n", flush=True)
     if a.until == "eval":
         return 0
-    logs = [read_log(run, checkpoint_step(run)) for run in runs]
-    step(f"loss curve -> {loss_curve(*logs, docs / 'loss-curve.png')}")
+    labels = ("stage 1", "stage 2", "sentence continuation")
+    logs = [(label, read_log(run, checkpoint_step(run))) for label, run in zip(labels, runs)]
+    step(f"loss curve -> {loss_curve(logs, docs / 'loss-curve.png')}")
     slice_ids = sorted(gt.panoptic["annotations"])[:SLICE_IMAGES]
     step(f"overlay -> {picture(gt, val_set, preds, slice_ids, docs / 'demo-overlay.png')}")
     write_slice(val_set, out / "ci-slice", slice_ids, preds, manifest)

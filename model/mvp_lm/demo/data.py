@@ -31,8 +31,9 @@ def make_synth(out: Path, seed: int, num_images: int, split: str) -> Path:
     return out
 
 
-def make_sft(synth: Path, out_dir: Path) -> Path:
-    """Convert the train split with the dataset converters and merge into one train.jsonl (image root: synth)."""
+def make_sft(synth: Path, out_dir: Path, sentences_per_image: dict[str, int] | None = SENTENCES_PER_IMAGE) -> Path:
+    """Convert the train split with the dataset converters and merge into one train.jsonl (image root: synth),
+    sentence records thinned to `sentences_per_image` per dataset (None keeps them all)."""
     merged = out_dir / "train.jsonl"
     if merged.exists():
         step(f"SFT {merged} exists, skipped")
@@ -50,7 +51,8 @@ def make_sft(synth: Path, out_dir: Path) -> Path:
         parts.append(out_dir / f"{fmt}.jsonl")
         _check(convert_main([fmt, "--refs", str(refs), "--instances", str(synth / "refcoco" / "instances.json"),
                              "--split", "train", *common, "--out", str(parts[-1])]), fmt)
-        thin_per_image(parts[-1], SENTENCES_PER_IMAGE[fmt], seed=len(parts))
+        if sentences_per_image is not None:
+            thin_per_image(parts[-1], sentences_per_image[fmt], seed=len(parts))
     tmp = out_dir / "train.partial.jsonl"
     _check(convert_main(["merge", "--out", str(tmp), *map(str, parts)]), "merge")
     tmp.with_suffix(".categories.json").replace(merged.with_suffix(".categories.json"))

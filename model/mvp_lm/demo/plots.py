@@ -35,19 +35,22 @@ def _smooth(v: np.ndarray, window: int) -> np.ndarray:
     return np.concatenate([head, np.convolve(v, kernel, mode="valid")])
 
 
-def loss_curve(stage1: list[dict], stage2: list[dict], out: Path, size=(900, 520)) -> Path:
-    """Total and per-component losses against the global step (stage 1 then stage 2), moving average of 10."""
+def loss_curve(runs: list[tuple[str, list[dict]]], out: Path, size=(900, 520)) -> Path:
+    """Total and per-component losses against the global step, one training run after another (label, rows),
+    moving average of 10."""
     w, h = size
     left, right, top, bottom = 70, 150, 40, 50
     img = Image.new("RGB", size, "white")
     d = ImageDraw.Draw(img)
-    # per stage: (global steps, smoothed series of the components that stage trains; stage 1 has LM loss only)
-    stages = []
-    for offset, rows in ((0, stage1), (len(stage1), stage2)):
+    # per run: (global steps, smoothed series of the components that run trains; stage 1 has LM loss only)
+    stages, offsets, offset = [], [], 0
+    for label, rows in runs:
         if rows:
             steps = np.array([offset + r["step"] for r in rows], float)
             stages.append((steps, {k: _smooth(np.array([r[k] for r in rows], float), 10) for k in COLOURS
                                    if any(r[k] for r in rows)}))
+            offsets.append((offset, label))
+            offset += len(rows)
     series = {f"{i}{k}": v for i, (_, ser) in enumerate(stages) for k, v in ser.items()}
     steps = np.concatenate([st for st, _ in stages])
     # log scale: the stage-2 total (~50 at the start) and its smallest components (~0.1) share one plot
@@ -73,11 +76,11 @@ def loss_curve(stage1: list[dict], stage2: list[dict], out: Path, size=(900, 520
         x = xmax * k / 5
         px = xy(x, 0)
         d.text((px[0] - 10, h - bottom + 6), f"{int(x)}", fill=(0, 0, 0))
-    if stage1 and stage2:
-        sx = xy(len(stage1), 0)[0]
-        d.line([(sx, top), (sx, h - bottom)], fill=(160, 160, 160))
-        d.text((sx + 4, top + 18), "stage 2 ->", fill=(100, 100, 100))
-        d.text((left + 4, top + 4), "stage 1", fill=(100, 100, 100))
+    for k, (start, label) in enumerate(offsets):
+        sx = xy(start, 0)[0]
+        if k:
+            d.line([(sx, top), (sx, h - bottom)], fill=(160, 160, 160))
+        d.text((sx + 4, top + 4 + 14 * (k % 2)), f"{label} ->" if k else label, fill=(100, 100, 100))
     for st, ser in stages:
         for k, v in ser.items():
             d.line([xy(x, y) for x, y in zip(st, v)], fill=COLOURS[k], width=2 if k == "loss" else 1)

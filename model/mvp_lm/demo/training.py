@@ -1,4 +1,5 @@
-"""Stage 1 then stage 2 of the tiny config through `mvp_lm.train`, resumable, plus the weights file the export reads."""
+"""Stage 1, stage 2 and a sentence-heavy continuation of stage 2 for the tiny config through `mvp_lm.train`,
+resumable, plus the weights file the export reads."""
 from __future__ import annotations
 
 import json
@@ -26,6 +27,11 @@ class Schedule:
     # BCE a fiftieth of the mask and box terms (models/demo/README.md).
     sentence_loss_scale: float = 1.0
     stage2_stop: int | None = None  # end stage 2 at this step of its schedule; None runs the whole schedule
+    # Then stage 2 again from those weights, on a cosine schedule of its own, with every sentence of the train set
+    # (77 % of the records instead of 65 %): sentences, relations most of them, gain most from further steps
+    # (REC of 300 held-out sentences, probe.py: 34 -> 45 -> 52 at steps 2,500 / 6,250 / 12,250). 0 skips it.
+    sentences_steps: int = 7000
+    sentences_lr: float = 3e-4
     save_every: int = 250
     seed: int = 0
 
@@ -35,12 +41,17 @@ def checkpoint_step(run: Path) -> int:
     return int(torch.load(ckpt, map_location="cpu", weights_only=False)["step"]) if ckpt.exists() else 0
 
 
-def run_stage(stage: int, data: Path, images: Path, run: Path, s: Schedule, init: Path | None) -> None:
+def run_stage(stage: int, data: Path, images: Path, run: Path, s: Schedule, init: Path | None,
+              sentences: bool = False) -> None:
+    """Stage 1, stage 2, or (`sentences`) the sentence-heavy continuation of stage 2 from `init`."""
     steps, batch = (s.stage1_steps, s.stage1_batch) if stage == 1 else (s.stage2_steps, s.stage2_batch)
     until = steps if stage == 1 or s.stage2_stop is None else min(s.stage2_stop, steps)
+    if sentences:
+        steps = until = s.sentences_steps
+    name = "sentence continuation" if sentences else f"stage {stage}"
     done = checkpoint_step(run)
     if done >= until:
-        step(f"stage {stage}: {run} already at step {done} (of a {steps}-step schedule), skipped")
+        step(f"{name}: {run} already at step {done} (of a {steps}-step schedule), skipped")
         return
     # Stage 1 aligns the connector on captions, so every stage-1 sample answers with its caption (a caption-off
     # response carries no LM loss and would only waste the sample).
@@ -51,13 +62,15 @@ def run_stage(stage: int, data: Path, images: Path, run: Path, s: Schedule, init
             "--sentence-loss-scale", str(s.sentence_loss_scale)]
     if stage == 2 and s.train_encoder:
         argv.append("--train-encoder")
+    if sentences:
+        argv += ["--lr", str(s.sentences_lr)]
     if init is not None:
         argv += ["--init", str(init)]
     if done:
         argv.append("--resume")
     if until < steps:
         argv += ["--stop-after", str(until - done)]
-    step(f"stage {stage}: {'resuming at step ' + str(done) if done else 'starting'}: python -m mvp_lm.train "
+    step(f"{name}: {'resuming at step ' + str(done) if done else 'starting'}: python -m mvp_lm.train "
          + " ".join(argv))
     train(parse_args(argv))
 
