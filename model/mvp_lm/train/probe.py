@@ -25,7 +25,8 @@ from .step import perception_inputs, vision_and_language
 
 @dataclass
 class SentenceProbe:
-    picked: list[int]  # query index per sample
+    picked: list[int]  # query index per sample (an index means nothing across samples: selection is per sentence)
+    boxes: Tensor  # [N,4] the picked queries' boxes, cxcywh in the padded frame
     correct: list[bool]  # the picked box overlaps the (single) target box with IoU >= 0.5
     per_hidden: Tensor  # [N,H] LLM state at <PER> (paper variant; zeros otherwise)
     scores: Tensor  # [N,K] sentence scores of the first K queries
@@ -42,7 +43,7 @@ def probe_sentences(model: MVPLM, samples: list[Sample], image_root: str | Path,
     was_training = model.training
     model.eval()
     k = model.config.decoder.num_queries
-    picked, correct, per, scores = [], [], [], []
+    picked, boxes, correct, per, scores = [], [], [], [], []
     try:
         for sample in samples:
             batch = collate([make_item(sample, image_root, tok, spec, model.config)], spec.tokens["pad"])
@@ -55,13 +56,14 @@ def probe_sentences(model: MVPLM, samples: list[Sample], image_root: str | Path,
             mean_prob = (logits.sigmoid() * inside).sum(1) / inside.sum(1).clamp(min=1)
             q = int((score * mean_prob).argmax())
             picked.append(q)
+            boxes.append(out["pred_boxes"][0, q])
             target = batch.targets[0].boxes
             correct.append(len(target) == 1 and float(box_iou(cxcywh_to_xyxy(out["pred_boxes"][0, q:q + 1]), cxcywh_to_xyxy(target[:1]))) >= 0.5)
             per.append(per_hidden[0] if per_hidden is not None else torch.zeros(model.config.phi.hidden_size))
             scores.append(out["pred_logits"][0, :k, 0])
     finally:
         model.train(was_training)
-    return SentenceProbe(picked, correct, torch.stack(per), torch.stack(scores))
+    return SentenceProbe(picked, torch.stack(boxes), correct, torch.stack(per), torch.stack(scores))
 
 
 @torch.no_grad()
