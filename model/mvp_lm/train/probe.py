@@ -25,11 +25,10 @@ from .step import perception_inputs, vision_and_language
 
 @dataclass
 class SentenceProbe:
-    picked: list[int]  # query index per sample (an index means nothing across samples: selection is per sentence)
-    boxes: Tensor  # [N,4] the picked queries' boxes, cxcywh in the padded frame
+    boxes: Tensor  # [N,4] the picked queries' boxes, cxcywh in the padded frame (compare picks by box: the query
+    # selection depends on the sentence, so one query index names different objects for different sentences)
     correct: list[bool]  # the picked box overlaps the (single) target box with IoU >= 0.5
     per_hidden: Tensor  # [N,H] LLM state at <PER> (paper variant; zeros otherwise)
-    scores: Tensor  # [N,K] sentence scores of the first K queries
 
     @property
     def accuracy(self) -> float:
@@ -43,7 +42,7 @@ def probe_sentences(model: MVPLM, samples: list[Sample], image_root: str | Path,
     was_training = model.training
     model.eval()
     k = model.config.decoder.num_queries
-    picked, boxes, correct, per, scores = [], [], [], [], []
+    boxes, correct, per = [], [], []
     try:
         for sample in samples:
             batch = collate([make_item(sample, image_root, tok, spec, model.config)], spec.tokens["pad"])
@@ -54,21 +53,20 @@ def probe_sentences(model: MVPLM, samples: list[Sample], image_root: str | Path,
             logits = out["pred_masks"][0, :k].flatten(1)
             inside = logits > 0
             mean_prob = (logits.sigmoid() * inside).sum(1) / inside.sum(1).clamp(min=1)
-            q = int((score * mean_prob).argmax())
-            picked.append(q)
-            boxes.append(out["pred_boxes"][0, q])
+            box = out["pred_boxes"][0, int((score * mean_prob).argmax())]
+            boxes.append(box)
             target = batch.targets[0].boxes
-            correct.append(len(target) == 1 and float(box_iou(cxcywh_to_xyxy(out["pred_boxes"][0, q:q + 1]), cxcywh_to_xyxy(target[:1]))) >= 0.5)
+            iou = box_iou(cxcywh_to_xyxy(box[None]), cxcywh_to_xyxy(target[:1]))
+            correct.append(len(target) == 1 and float(iou) >= 0.5)
             per.append(per_hidden[0] if per_hidden is not None else torch.zeros(model.config.phi.hidden_size))
-            scores.append(out["pred_logits"][0, :k, 0])
     finally:
         model.train(was_training)
-    return SentenceProbe(picked, torch.stack(boxes), correct, torch.stack(per), torch.stack(scores))
+    return SentenceProbe(torch.stack(boxes), correct, torch.stack(per))
 
 
 @torch.no_grad()
 def greedy_caption(model: MVPLM, sample: Sample, image_root: str | Path, tok: Tokenizer, spec: PromptSpec,
-                   max_new_tokens: int = 48) -> tuple[str, Tensor]:
+                   max_new_tokens: int = 64) -> tuple[str, Tensor]:
     """The caption greedy decoding writes for the sample's image and instruction, and the logits of its first
     token [V]. Re-runs the whole sequence per token (no cache): probes are short."""
     was_training = model.training
