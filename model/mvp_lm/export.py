@@ -35,8 +35,8 @@ OPSET = 17
 GRAPHS = ("vision_encoder", "embed_tokens", "decoder_model_merged", "perception_decoder")
 # The tokenizer is trained up to this size; a larger model vocabulary (full: 51,200) is padding rows.
 TOKENIZER_MAX_VOCAB = 4096
-# The tiny cap covers the demo's longest synthetic caption (55 tokens) plus the response marker and <PER>; at 16 a
-# caption was cut after its second or third shape.
+# The tiny cap covers the demo's longest synthetic caption (55 tokens) plus the response marker and <PER>; 16 was
+# shorter than the median caption of every style (20-30 tokens).
 GENERATION = {
     "tiny": {"max_new_tokens": 64, "vocab_chunk_size": 16},
     "full": {"max_new_tokens": 64, "vocab_chunk_size": 300},

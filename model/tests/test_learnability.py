@@ -17,6 +17,7 @@ import torch
 
 from mvp_lm.config import tiny
 from mvp_lm.data.convert.common import load_captions
+from mvp_lm.data.masks import xywh_to_xyxy
 from mvp_lm.data.record import Phrase, Record, Target, write_categories, write_jsonl
 from mvp_lm.data.sampler import Sampler, SamplerConfig
 from mvp_lm.eval.captions import content_f1
@@ -67,10 +68,9 @@ def attribute_records(root: Path) -> list[Record]:
         shape = [a for a in shape if not chosen or a is not chosen[0][1]] or shape
         chosen += [(f"the {names[a['category_id']]}", a) for a in shape[:1]]
         for k, (text, a) in enumerate(chosen):
-            x, y, w, h = a["bbox"]
             records.append(Record(f"attr/{a['id']}/{k}", "synth", f"images/{im['file_name']}", im["height"],
                                   im["width"], "sentence", "single", [Phrase(text)], captions.get(iid, []),
-                                  [Target(0, [x, y, x + w, y + h], a["segmentation"])]))
+                                  [Target(0, xywh_to_xyxy(a["bbox"]), a["segmentation"])]))
     return records
 
 

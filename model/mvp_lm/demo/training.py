@@ -23,8 +23,8 @@ class Schedule:
     stage2_batch: int = 2
     response_mix: float = 0.5  # stage 2: half the samples answer with the caption, half with "The perception result is <PER>"
     train_encoder: bool = True  # the Swin starts random here (no pretrained weights), so stage 2 trains it
-    # The sentence score is the only thing a single-target sentence is picked by; the released code's 0.1 leaves its
-    # BCE a fiftieth of the mask and box terms (models/demo/README.md).
+    # The sentence score is the only thing a single-target sentence is picked by; at the released code's 0.1 the
+    # sentence BCE's weight (0.1 × class weight 2) is about a hundredth of the mask, dice and box weights' sum (17).
     sentence_loss_scale: float = 1.0
     stage2_stop: int | None = None  # end stage 2 at this step of its schedule; None runs the whole schedule
     # Then stage 2 again from those weights, on a cosine schedule of its own, with every sentence of the train set
