@@ -1,14 +1,13 @@
-// Job schema v1: the only thing the gateway (src/) and the workers (workers/) share.
+// Job payload v1: what the gateway (src/) puts on the perception queue for the workers (workers/).
 // A job holds references, never image bytes. Bump JOB_SCHEMA_VERSION on any breaking change;
 // workers reject versions they do not know with an UnrecoverableError.
 import { z } from 'zod';
 import { Task } from './task.js';
+import { WebhookEvent } from './webhook.js';
 
 export const JOB_SCHEMA_VERSION = 1;
 export const PERCEPTION_QUEUE = 'perception';
 export const WEBHOOK_QUEUE = 'webhooks';
-
-export const WebhookEvent = z.enum(['job.started', 'job.succeeded', 'job.failed', 'job.canceled']);
 
 export const JobPayload = z.strictObject({
   v: z.literal(JOB_SCHEMA_VERSION),

@@ -3,8 +3,6 @@ export { coalesceWrites, createRedis, redisAnswers, type RedisRole } from './con
 export { createQueues, type Queues } from './queues.js';
 export { loadQueueSettings, type QueueSettings } from './settings.js';
 export { createJobStore, JobExistsError, type JobStore, type JobStoreOptions, type PreparedJob, type StopReason } from './job-store.js';
-export * from './job-view.js';
-export { problems } from './problems.js';
 export { listLiveWorkers, startHeartbeat, type WorkerHeartbeat } from './heartbeat.js';
 export { redisKeys } from './keys.js';
 export { openQueueRuntime, type QueueRuntime } from './runtime.js';

@@ -3,7 +3,8 @@
 // scripts.ts, which check the current status first, so concurrent writers (gateway cancel, a worker, a
 // second worker after a stall) cannot move a job backwards or finish it twice.
 import type { JobPayload, Stage } from '../../contracts/job.js';
-import { WebhookAttempt, type JobStatus, type JobView } from './job-view.js';
+import type { JobStatus, JobView } from '../../contracts/job-view.js';
+import { WebhookAttempt } from '../../contracts/webhook.js';
 
 export type RecordFields = Record<string, string>;
 

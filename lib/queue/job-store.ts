@@ -8,10 +8,11 @@ import type { JobPayload, Stage } from '../../contracts/job.js';
 import type { PerceptionResult } from '../../contracts/result.js';
 import type { Logger } from '../log.js';
 import { enqueueWebhook } from '../webhooks/delivery.js';
-import { isTerminal, type JobView, type Problem, type WebhookAttempt, type WebhookEventName } from './job-view.js';
+import { isTerminal, type JobView } from '../../contracts/job-view.js';
+import { jobProblems as problems, type Problem } from '../../contracts/problem.js';
+import type { WebhookAttempt, WebhookEvent } from '../../contracts/webhook.js';
 import { newJobView, newRecordFields, pairsToFields, recordToView } from './job-record.js';
 import { redisKeys } from './keys.js';
-import { problems } from './problems.js';
 import { appendAttempt, CREATE_JOB, CREATE_JOB_KEYS, defineScript, transition, type TransitionSpec } from './scripts.js';
 import { BullmqAddTemplate } from './bullmq-add.js';
 import { TerminalWaiter } from './terminal-waiter.js';
@@ -95,7 +96,7 @@ export interface JobStore {
   close(): Promise<void>;
 }
 
-const TERMINAL_EVENT: Partial<Record<JobView['status'], WebhookEventName>> = {
+const TERMINAL_EVENT: Partial<Record<JobView['status'], WebhookEvent>> = {
   succeeded: 'job.succeeded',
   failed: 'job.failed',
   canceled: 'job.canceled',

@@ -2,7 +2,7 @@
 // with a response timeout, no redirects followed, and a small cap on the response we read.
 import { fetchLimited, FetchError } from '../net/fetch-limited.js';
 import type { Allowlist } from '../net/ssrf.js';
-import type { WebhookAttempt } from '../queue/job-view.js';
+import type { WebhookAttempt } from '../../contracts/webhook.js';
 import { signWebhook } from './sign.js';
 
 const MAX_RESPONSE_BYTES = 64 * 1024;

@@ -3,7 +3,7 @@
 import type { Context } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { z } from 'zod';
-import type { Problem } from '../../lib/queue/job-view.js';
+import type { Problem } from '../../contracts/problem.js';
 import type { AppEnv } from '../context.js';
 
 export type FieldError = { pointer: string; detail: string };

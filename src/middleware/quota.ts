@@ -3,7 +3,7 @@
 // `${prefix}:job:${id}`, field `status`) is terminal, then adds the new id if there is room — in one script
 // (admission.ts, which creates the job in the same run), so concurrent submits cannot overshoot, and nothing
 // has to remember to release a slot.
-import { TERMINAL_STATUSES } from '../../lib/queue/index.js';
+import { TERMINAL_STATUSES } from '../../contracts/job-view.js';
 import { ProblemError } from './problem.js';
 
 /** Lua: reserves a slot for `id` until `deadline` (ms) in the set `key`; -1 when reserved, else the count

@@ -1,7 +1,7 @@
 // GET /v1/jobs/{id}, POST /v1/jobs/{id}/cancel, GET /v1/jobs/{id}/result, GET /v1/jobs/{id}/overlay.png.
 // A job is visible only to the key that created it; to any other key it does not exist (404).
 import { Hono } from 'hono';
-import type { JobView } from '../../lib/queue/index.js';
+import type { JobView } from '../../contracts/job-view.js';
 import { overlayKey } from '../../lib/storage/index.js';
 import type { AppDeps, AppEnv } from '../context.js';
 import { ProblemError } from '../middleware/problem.js';

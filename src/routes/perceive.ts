@@ -6,7 +6,8 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { Context } from 'hono';
 import { JOB_SCHEMA_VERSION, type JobPayload } from '../../contracts/job.js';
-import { isTerminal, JobExistsError, type JobView, type PreparedJob } from '../../lib/queue/index.js';
+import { isTerminal, type JobView } from '../../contracts/job-view.js';
+import { JobExistsError, type PreparedJob } from '../../lib/queue/index.js';
 import type { Allowlist } from '../../lib/net/ssrf.js';
 import { inputKey } from '../../lib/storage/index.js';
 import type { AppDeps, AppEnv } from '../context.js';

@@ -1,7 +1,8 @@
 // Responses: the job (lib/queue's JobView plus links), the result document (contracts/result.ts) and
 // problem details (RFC 9457).
 import { PerceptionResult } from '../../contracts/result.js';
-import { JobView, Problem } from '../../lib/queue/job-view.js';
+import { JobView } from '../../contracts/job-view.js';
+import { Problem } from '../../contracts/problem.js';
 import { z } from './zod.js';
 
 export const JobLinks = z.object({

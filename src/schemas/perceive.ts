@@ -1,7 +1,7 @@
 // POST /v1/perceive request body. Tasks reuse contracts/task.ts (the schema workers execute); this file
 // adds the image reference, webhook, metadata and deadline around them. Strict objects: unknown fields are
 // rejected with a pointer each.
-import { WebhookEvent } from '../../contracts/job.js';
+import { WebhookEvent } from '../../contracts/webhook.js';
 import { LIMITS, Task } from '../../contracts/task.js';
 import { z } from './zod.js';
 

@@ -1,7 +1,8 @@
 // The job store against a real Redis: create/get/cancel/wait as the gateway uses them, and the
 // status rules the worker relies on (no moving backwards, no finishing twice).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { JobView, problems } from '../../lib/queue/index.js';
+import { JobView } from '../../contracts/job-view.js';
+import { jobProblems as problems } from '../../contracts/problem.js';
 import { makePayload } from '../support/payloads.js';
 import { openQueueEnv, type QueueEnv } from '../support/queue-env.js';
 

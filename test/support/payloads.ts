@@ -1,6 +1,7 @@
 // Valid job payloads for the lifecycle tests (what the gateway would enqueue after validation).
 import { randomUUID } from 'node:crypto';
-import { JOB_SCHEMA_VERSION, JobPayload, type WebhookEvent } from '../../contracts/job.js';
+import { JOB_SCHEMA_VERSION, JobPayload } from '../../contracts/job.js';
+import type { WebhookEvent } from '../../contracts/webhook.js';
 import type { z } from 'zod';
 
 export function newJobId(): string {
@@ -11,7 +12,7 @@ export function makePayload(
   over: {
     job_id?: string;
     deadlineMs?: number;
-    webhook?: { url: string; events: z.infer<typeof WebhookEvent>[] };
+    webhook?: { url: string; events: WebhookEvent[] };
     metadata?: Record<string, string>;
     phrases?: string[];
   } = {},

@@ -8,7 +8,8 @@ import { JOB_SCHEMA_VERSION, JobPayload, STAGES, type Stage } from '../../contra
 import { PerceptionResult } from '../../contracts/result.js';
 import type { Logger } from '../../lib/log.js';
 import type { MetricsRecorder } from '../../lib/metrics.js';
-import { problems, type JobStore, type StopReason } from '../../lib/queue/index.js';
+import { jobProblems as problems } from '../../contracts/problem.js';
+import type { JobStore, StopReason } from '../../lib/queue/index.js';
 import { overlayKey, resultKey, type BlobStore } from '../../lib/storage/index.js';
 import { PipelineCanceled, PipelineInputError, type PerceptionPipeline } from '../pipeline/types.js';
 import type { OverlayRenderer } from './overlay-renderer.js';

@@ -1,5 +1,16 @@
-// The problem objects a job can end with (RFC 9457). Types are relative URIs under /problems/.
-import type { Problem } from './job-view.js';
+// Problem details (RFC 9457) v1, and the problems a job can end with. Types are relative URIs under /problems/.
+import { z } from 'zod';
+
+/** `errors` carries one JSON pointer per invalid field. */
+export const Problem = z.object({
+  type: z.string(),
+  title: z.string(),
+  status: z.number().int(),
+  detail: z.string().optional(),
+  instance: z.string().optional(),
+  errors: z.array(z.object({ pointer: z.string(), detail: z.string() })).optional(),
+});
+export type Problem = z.infer<typeof Problem>;
 
 const problem = (slug: string, title: string, status: number, detail: string, extra: Partial<Problem> = {}): Problem => ({
   type: `/problems/${slug}`,
@@ -9,7 +20,7 @@ const problem = (slug: string, title: string, status: number, detail: string, ex
   ...extra,
 });
 
-export const problems = {
+export const jobProblems = {
   canceledByUser: (stage?: string): Problem =>
     problem('job-canceled', 'Job canceled', 409, stage ? `canceled on request before stage ${stage}` : 'canceled on request'),
   deadlineExceeded: (deadline: string, stage?: string): Problem =>

@@ -1,9 +1,13 @@
-// The job as the API shows it (GET /v1/jobs/{id}, webhook bodies). Built from the job record in Redis
-// (job-record.ts); zod here so the gateway can use the same schema for its OpenAPI document.
+// Job view v1: the job as the API shows it (GET /v1/jobs/{id}, webhook bodies). The queue layer builds it from
+// the job record in Redis (lib/queue/job-record.ts); the gateway's OpenAPI document uses this schema.
 import { z } from 'zod';
-import { STAGES, WebhookEvent } from '../../contracts/job.js';
-import { Task } from '../../contracts/task.js';
-import { PerceptionResult } from '../../contracts/result.js';
+import { STAGES } from './job.js';
+import { Problem } from './problem.js';
+import { PerceptionResult } from './result.js';
+import { Task } from './task.js';
+import { WebhookAttempt, WebhookEvent, webhookEnvelope } from './webhook.js';
+
+export const JOB_VIEW_SCHEMA_VERSION = '1';
 
 export const JOB_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'canceled', 'expired'] as const;
 export const JobStatus = z.enum(JOB_STATUSES);
@@ -11,40 +15,7 @@ export type JobStatus = z.infer<typeof JobStatus>;
 export const TERMINAL_STATUSES: readonly JobStatus[] = ['succeeded', 'failed', 'canceled', 'expired'];
 export const isTerminal = (s: JobStatus): boolean => TERMINAL_STATUSES.includes(s);
 
-/** RFC 9457 problem details; `errors` carries one JSON pointer per invalid field. */
-export const Problem = z.object({
-  type: z.string(),
-  title: z.string(),
-  status: z.number().int(),
-  detail: z.string().optional(),
-  instance: z.string().optional(),
-  errors: z.array(z.object({ pointer: z.string(), detail: z.string() })).optional(),
-});
-export type Problem = z.infer<typeof Problem>;
-
-export const WebhookAttemptOutcome = z.enum([
-  'delivered', // 2xx
-  'failed', // non-2xx other than 410, a redirect, a timeout or a network error: retried
-  'gone', // 410: the receiver asked us to stop
-  'refused', // SSRF guard or URL policy refused the target: not retried
-]);
-
-export const WebhookAttempt = z.object({
-  event: WebhookEvent,
-  webhook_id: z.string(),
-  attempt: z.number().int().positive(),
-  at: z.string(),
-  outcome: WebhookAttemptOutcome,
-  status_code: z.number().int().nullable(),
-  duration_ms: z.number().nonnegative(),
-  error: z.string().optional(),
-  /** When the next attempt is due, if one will be made. */
-  next_attempt_at: z.string().optional(),
-});
-export type WebhookAttempt = z.infer<typeof WebhookAttempt>;
-
 export const Stage = z.enum(STAGES);
-export type WebhookEventName = z.infer<typeof WebhookEvent>;
 
 export const JobView = z.object({
   id: z.string(),
@@ -82,3 +53,7 @@ export const JobView = z.object({
   metadata: z.record(z.string(), z.string()).nullable(),
 });
 export type JobView = z.infer<typeof JobView>;
+
+/** The body of every webhook delivery (contracts/webhook.ts). */
+export const WebhookBody = webhookEnvelope(JobView.omit({ webhook: true }));
+export type WebhookBody = z.infer<typeof WebhookBody>;
