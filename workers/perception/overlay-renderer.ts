@@ -1,38 +1,21 @@
 // Renders overlays in one long-lived worker thread (overlay-thread.ts), started by warmUp() or on first use.
-import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { Worker } from 'node:worker_threads';
 import type { PerceptionResult } from '../../contracts/result.js';
-import type { RenderReply, RenderRequest } from './overlay-thread.js';
+import { RpcClient, startThread } from '../threads/rpc.js';
+import type { OverlayApi } from './overlay-thread.js';
 
 export class OverlayRenderer {
-  private thread: Worker | null = null;
-  private nextId = 1;
-  private readonly pending = new Map<number, { resolve: (png: Buffer) => void; reject: (e: Error) => void }>();
+  private thread: RpcClient<OverlayApi> | null = null;
 
-  private start(): Worker {
-    const here = fileURLToPath(import.meta.url);
-    const fromSource = here.endsWith('.ts');
-    const entry = path.join(path.dirname(here), fromSource ? 'overlay-thread.ts' : 'overlay-thread.js');
-    // From TypeScript source (tsx, vitest) the thread registers tsx's loader before importing its entry.
-    const thread = fromSource
-      ? new Worker(`import('tsx/esm/api').then((t) => { t.register(); return import(${JSON.stringify(pathToFileURL(entry).href)}); });`, { eval: true })
-      : new Worker(entry);
-    thread.on('message', (r: RenderReply) => {
-      const p = this.pending.get(r.id);
-      this.pending.delete(r.id);
-      if (r.ok) p?.resolve(Buffer.from(r.png));
-      else p?.reject(new Error(`overlay: ${r.error}`));
+  private start(): RpcClient<OverlayApi> {
+    const worker = startThread(new URL('./overlay-thread.js', import.meta.url));
+    worker.unref();
+    return new RpcClient<OverlayApi>(worker, {
+      name: 'overlay',
+      revive: (e) => new Error(`overlay: ${e.message}`),
+      onFail: () => {
+        this.thread = null; // the next render starts a fresh thread
+      },
     });
-    const fail = (err: Error): void => {
-      for (const p of this.pending.values()) p.reject(err);
-      this.pending.clear();
-      this.thread = null; // the next render starts a fresh thread
-    };
-    thread.on('error', (e) => fail(new Error(`overlay thread crashed: ${e.message}`)));
-    thread.on('exit', (code) => fail(new Error(`overlay thread exited (code ${code})`)));
-    thread.unref();
-    return thread;
   }
 
   /** Starts the thread now, so the first job does not wait for it to load. */
@@ -41,17 +24,12 @@ export class OverlayRenderer {
   }
 
   render(image: Uint8Array, result: PerceptionResult): Promise<Buffer> {
-    const thread = (this.thread ??= this.start());
-    const id = this.nextId++;
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      thread.postMessage({ id, image, result } satisfies RenderRequest);
-    });
+    return (this.thread ??= this.start()).call('render', image, result).then((png) => Buffer.from(png));
   }
 
   async close(): Promise<void> {
     const t = this.thread;
     this.thread = null;
-    if (t) await t.terminate();
+    if (t) await t.close();
   }
 }

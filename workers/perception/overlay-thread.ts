@@ -1,20 +1,12 @@
 // Entry point of the overlay thread (overlay-renderer.ts): renders overlay PNGs (workers/overlay/render.ts)
 // off the worker's main event loop, whose per-pixel mask loops would otherwise hold up lock renewal.
-import { parentPort } from 'node:worker_threads';
 import type { PerceptionResult } from '../../contracts/result.js';
 import { renderOverlay } from '../overlay/render.js';
+import { serve } from '../threads/rpc.js';
 
-export interface RenderRequest {
-  id: number;
-  image: Uint8Array;
-  result: PerceptionResult;
+/** The PNG arrives on the host as a Uint8Array (a Buffer does not survive the structured clone). */
+export interface OverlayApi {
+  render(image: Uint8Array, result: PerceptionResult): Promise<Uint8Array>;
 }
-export type RenderReply = { id: number; ok: true; png: Uint8Array } | { id: number; ok: false; error: string };
 
-const port = parentPort!;
-port.on('message', (req: RenderRequest) => {
-  renderOverlay(req.image, req.result).then(
-    (png) => port.postMessage({ id: req.id, ok: true, png } satisfies RenderReply, [png.buffer as ArrayBuffer]),
-    (e: unknown) => port.postMessage({ id: req.id, ok: false, error: (e as Error).message } satisfies RenderReply),
-  );
-});
+serve<OverlayApi>({ render: renderOverlay });
