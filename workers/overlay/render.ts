@@ -2,6 +2,7 @@
 // the caption. Used by the CLI (--overlay) and the API's overlay endpoint.
 import sharp from 'sharp';
 import type { PerceptionResult } from '../../contracts/result.js';
+import { decodeOrientedRgb } from '../pipeline/decode.js';
 import { decodeRle } from '../pipeline/rle.js';
 
 const MASK_ALPHA = 0.45;
@@ -38,14 +39,7 @@ function regions(result: PerceptionResult): Region[] {
 }
 
 export async function renderOverlay(image: Uint8Array, result: PerceptionResult): Promise<Buffer> {
-  // the same orientation and colour handling as the pipeline's decoder, so result coordinates line up
-  const { data, info } = await sharp(image, { animated: false })
-    .rotate()
-    .toColourspace('srgb')
-    .flatten({ background: '#ffffff' })
-    .removeAlpha()
-    .raw({ depth: 'uchar' })
-    .toBuffer({ resolveWithObject: true });
+  const { data, info } = await decodeOrientedRgb(image);
   const { width: w, height: h } = info;
   if (w !== result.image.width || h !== result.image.height) {
     throw new Error(`overlay: image is ${w}×${h} but the result is for ${result.image.width}×${result.image.height}`);

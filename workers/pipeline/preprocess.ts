@@ -1,8 +1,9 @@
 // Image → pixel_values [1,3,S,S] as model/BUNDLE.md and the reference (model/mvp_lm) define it: decode with sharp
-// (EXIF orientation applied, sRGB, alpha flattened, first frame of animations), resize so the longer side is S
-// with torch-style bilinear interpolation (half-pixel centres, no antialias — done here, not by sharp, whose
-// kernels differ), pad right/bottom with the raw pad value, normalise with the manifest mean/std.
+// (decode.ts: EXIF orientation applied, sRGB, alpha flattened, first frame of animations), resize so the longer
+// side is S with torch-style bilinear interpolation (half-pixel centres, no antialias — done here, not by sharp,
+// whose kernels differ), pad right/bottom with the raw pad value, normalise with the manifest mean/std.
 import sharp, { type Metadata } from 'sharp';
+import { decodeOrientedRgb } from './decode.js';
 import type { Manifest } from './manifest.js';
 import { axisTaps, resizePlane, validSize, type Size } from './postprocess/geometry.js';
 import { PipelineInputError } from './types.js';
@@ -42,13 +43,7 @@ export async function decodeImage(bytes: Uint8Array, maxPixels = DEFAULT_MAX_PIX
     throw new PipelineInputError(`image is ${w}×${h} = ${w * h} pixels, more than the limit of ${maxPixels}`, pointer);
   }
   try {
-    const { data, info } = await sharp(bytes, { limitInputPixels: maxPixels, failOn: 'error', animated: false })
-      .rotate() // EXIF orientation
-      .toColourspace('srgb')
-      .flatten({ background: '#ffffff' })
-      .removeAlpha()
-      .raw({ depth: 'uchar' })
-      .toBuffer({ resolveWithObject: true });
+    const { data, info } = await decodeOrientedRgb(bytes, { limitInputPixels: maxPixels, failOn: 'error' });
     if (info.channels !== 3) throw new Error(`decoded to ${info.channels} channels, expected 3`);
     return { rgb: new Uint8Array(data.buffer, data.byteOffset, data.length), size: { height: info.height, width: info.width } };
   } catch (err) {
