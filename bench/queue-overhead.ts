@@ -1,7 +1,7 @@
 // `npm run bench:queue`: queue overhead of a job, submit -> worker start, over ~1,000 jobs against a real
 // Redis, with a perception worker process running the no-op pipeline (bench/noop-pipeline.ts).
 //
-//   submit      JobStore.create(): record + BullMQ add (what POST /v1/perceive waits for)
+//   submit      the gateway's submit (rate limit, quota, record + BullMQ add: what POST /v1/perceive waits for)
 //   dequeue     create() called -> the worker's pipeline.run() entered: BullMQ delivery, markRunning,
 //               stage bookkeeping, the cancel/deadline check and reading the input from storage
 //
@@ -14,11 +14,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { randomBytes } from 'node:crypto';
-import { createLogger } from '../lib/log.js';
-import { createJobStore, createQueues, createRedis, listLiveWorkers, loadQueueSettings } from '../lib/queue/index.js';
+import { listLiveWorkers } from '../lib/queue/index.js';
 import { FsBlobStore, inputKey } from '../lib/storage/index.js';
 import { JOB_SCHEMA_VERSION, type JobPayload } from '../contracts/job.js';
 import { ensureLocalRedis } from '../scripts/local-redis.js';
+import { openQueueEnv } from '../test/support/queue-env.js';
 import { wallClockMs } from './noop-pipeline.js';
 
 const JOBS = Number(process.env.BENCH_JOBS ?? 1000);
@@ -37,17 +37,9 @@ const redisServer = await ensureLocalRedis(process.env.REDIS_URL ?? 'redis://127
 const prefix = `bench${randomBytes(3).toString('hex')}`;
 const storageDir = mkdtempSync(path.join(os.tmpdir(), 'mvp-bench-storage-'));
 const env = { QUEUE_PREFIX: prefix, HEARTBEAT_MS: '500' };
-const settings = loadQueueSettings(env);
-const redis = createRedis(redisServer.url, 'worker', createLogger({ level: 'silent' }));
-const queues = createQueues(redis, settings, { retentionS: 3600, webhookMaxAttempts: 1 });
-const store = createJobStore({
-  redis,
-  queue: queues.perception,
-  webhookQueue: queues.webhooks,
-  prefix,
-  retentionS: 3600,
-  resultInlineMaxBytes: 65536,
-});
+// The jobs API and a test key's admission exactly as the gateway submits (test/support/queue-env.ts).
+const q = openQueueEnv({ url: redisServer.url, env, retentionS: 3600 });
+const { redis } = q;
 const blobs = new FsBlobStore(storageDir);
 
 const worker = spawn(process.execPath, ['--import', 'tsx', 'workers/perception/main.ts'], {
@@ -95,7 +87,7 @@ for (let i = 0; i < WARMUP + JOBS; i++) {
   };
   const startedAt = new Promise<number>((resolve) => started.set(id, resolve));
   const t0 = wallClockMs();
-  await store.create(payload);
+  await q.submit(payload);
   const t1 = wallClockMs();
   const tStart = await startedAt;
   started.delete(id);
@@ -103,12 +95,12 @@ for (let i = 0; i < WARMUP + JOBS; i++) {
     submitMs.push(t1 - t0);
     dequeueMs.push(tStart - t0);
   }
-  const done = await store.waitForTerminal(id, 10_000);
+  const done = await q.jobs.waitForTerminal(id, 10_000);
   if (done?.status !== 'succeeded') throw new Error(`job ${id} ended ${done?.status}: ${JSON.stringify(done?.error)}`);
   if (i >= WARMUP && (i - WARMUP + 1) % 100 === 0) console.log(`  ${i - WARMUP + 1}/${JOBS}  dequeue so far: ${summary(dequeueMs)}`);
 }
 
-console.log(`submit  (JobStore.create)               ${summary(submitMs)}`);
+console.log(`submit  (the gateway's submit script)   ${summary(submitMs)}`);
 console.log(`dequeue (submit -> pipeline.run starts)   ${summary(dequeueMs)}`);
 const p50 = percentile([...dequeueMs].sort((a, b) => a - b), 50);
 console.log(`target dequeue p50 <= 5 ms: ${p50 <= 5 ? 'met' : 'NOT met'} (${p50.toFixed(2)} ms)`);
@@ -122,8 +114,6 @@ for (let cursor = '0'; ; ) {
   cursor = next;
   if (cursor === '0') break;
 }
-await store.close();
-await queues.close();
-redis.disconnect();
+await q.close();
 rmSync(storageDir, { recursive: true, force: true });
 await redisServer.stop();

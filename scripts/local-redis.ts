@@ -3,7 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { redisAnswers } from '../lib/queue/index.js';
+import { redisAnswers } from '../lib/redis/index.js';
 
 
 export interface LocalRedis {

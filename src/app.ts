@@ -5,13 +5,14 @@ import { Hono } from 'hono';
 import { parseAllowlist } from '../lib/net/ssrf.js';
 import { redisKeys } from '../lib/queue/index.js';
 import type { AppDeps, AppEnv } from './context.js';
-import { Admission } from './middleware/admission.js';
-import { auth } from './middleware/auth.js';
-import { Idempotency } from './middleware/idempotency.js';
-import { httpMetrics } from './middleware/metrics.js';
-import { notFound, onError } from './middleware/problem.js';
-import { RateLimiter, rateLimit } from './middleware/rate-limit.js';
-import { requestId } from './middleware/request-id.js';
+import { auth } from './middleware/auth/index.js';
+import { Idempotency } from './admission/idempotency.js';
+import { Quota } from './admission/quota.js';
+import { httpMetrics } from './middleware/http-metrics/index.js';
+import { notFound, onError } from './problem.js';
+import { RateLimiter } from './admission/rate-limit.js';
+import { rateLimit } from './middleware/rate-limit/index.js';
+import { requestId } from './middleware/request-id/index.js';
 import { docsRoutes } from './routes/docs.js';
 import { healthRoutes } from './routes/health.js';
 import { jobRoutes } from './routes/jobs.js';
@@ -37,14 +38,13 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   v1.use('*', auth(deps.config.apiKeys));
   // POST /perceive counts itself against the rate limit (in its admission script); the rest here.
   v1.use('*', async (c, next) => (c.req.method === 'POST' && c.req.path === '/v1/perceive' ? next() : limit(c, next)));
-  const quota = { quota: (keyId: string) => `${gatewayPrefix}:quota:${keyId}`, jobRecordPrefix: jobKey('') };
   v1.post(
     '/perceive',
     perceive({
       ...deps,
       allowlist,
       limiter,
-      admission: new Admission(deps.redis, limiter, quota),
+      quota: new Quota(gatewayPrefix, jobKey('')),
       idempotency: new Idempotency(gatewayPrefix),
       probes: new ProbeCache(),
     }),

@@ -5,13 +5,13 @@ import type { Registry } from 'prom-client';
 import type { ApiKeyConfig, Config } from '../lib/config.js';
 import type { Logger } from '../lib/log.js';
 import type { BlobStore } from '../lib/storage/index.js';
-import type { JobStore } from '../lib/queue/index.js';
+import type { Jobs } from '../lib/queue/index.js';
 
 export interface AppDeps {
   config: Config;
   redis: Redis;
   store: BlobStore;
-  jobs: JobStore;
+  jobs: Jobs;
   log: Logger;
   /** Registry /metrics exposes; the gateway registers its HTTP metrics here. */
   registry: Registry;

@@ -1,10 +1,11 @@
-// Wires the gateway's dependencies from configuration: one Redis client connection, the queues, the job
-// store, the blob store and the metrics registry. server.ts, the benchmark and the tests use this, so they
+// Wires the gateway's dependencies from configuration: one Redis client connection, the queues, the jobs
+// API, the blob store and the metrics registry. server.ts, the benchmark and the tests use this, so they
 // all run the same wiring.
 import type { Config } from '../lib/config.js';
 import type { Logger } from '../lib/log.js';
 import { createMetricsRegistry } from '../lib/metrics.js';
-import { coalesceWrites, createRedis, openQueueRuntime, type Queues, type QueueSettings } from '../lib/queue/index.js';
+import { openQueueRuntime, queueOptions, type Queues, type QueueSettings } from '../lib/queue/index.js';
+import { coalesceWrites, createRedis } from '../lib/redis/index.js';
 import { createBlobStore, type BlobStore } from '../lib/storage/index.js';
 import type { AppDeps } from './context.js';
 
@@ -28,7 +29,8 @@ export function openGatewayDeps(opts: {
   // Commands issued in the same event-loop turn (by one request, or by concurrent requests) go out as one
   // write: under load this cuts the syscalls per accepted job several-fold.
   coalesceWrites(redis);
-  const { queues, store: jobs } = openQueueRuntime(redis, config, settings, log);
+  const runtime = openQueueRuntime(redis, settings, queueOptions(config, log));
+  const { queues, jobs } = runtime;
   const registry = createMetricsRegistry({
     redis,
     prefix: settings.prefix,
@@ -39,8 +41,7 @@ export function openGatewayDeps(opts: {
     deps: { config, redis, store: opts.store ?? createBlobStore(config.storage), jobs, log, registry, keyPrefix: settings.prefix },
     queues,
     async close() {
-      await jobs.close();
-      await queues.close();
+      await runtime.close();
       await redis.quit().catch(() => redis.disconnect());
     },
   };

@@ -6,7 +6,8 @@
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { loadConfig } from '../lib/config.js';
-import { createQueues, createRedis, listLiveWorkers, loadQueueSettings, redisKeys } from '../lib/queue/index.js';
+import { createQueues, listLiveWorkers, loadQueueSettings, redisKeys } from '../lib/queue/index.js';
+import { createRedis } from '../lib/redis/index.js';
 
 export const METRICS_NAMESPACE_DEFAULT = 'MvpLm';
 

@@ -1,9 +1,9 @@
 // What the gateway and the workers import from the queue layer.
-export { coalesceWrites, createRedis, redisAnswers, type RedisRole } from './connection.js';
 export { createQueues, type Queues } from './queues.js';
 export { loadQueueSettings, type QueueSettings } from './settings.js';
-export { createJobStore, JobExistsError, type JobStore, type JobStoreOptions, type PreparedJob, type StopReason } from './job-store.js';
+export { JobExistsError, type Admission, type Jobs, type Submitted } from './jobs.js';
+export type { JobLifecycle, StopReason, SucceededOutcome } from './lifecycle.js';
+export type { JobEventHook, Transitioned } from './transitions.js';
 export { listLiveWorkers, startHeartbeat, type WorkerHeartbeat } from './heartbeat.js';
 export { redisKeys } from './keys.js';
-export { openQueueRuntime, type QueueRuntime } from './runtime.js';
-export { CREATE_JOB_KEYS, CREATE_JOB_LUA, defineScript } from './scripts.js';
+export { openQueueRuntime, queueOptions, type QueueRuntime } from './runtime.js';

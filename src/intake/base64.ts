@@ -1,5 +1,5 @@
 // Base64 image bodies: an optional data: URL prefix, standard or url-safe alphabet, whitespace ignored.
-import { invalidField, ProblemError } from '../middleware/problem.js';
+import { invalidField, ProblemError } from '../problem.js';
 
 const POINTER = '/image/base64';
 const ALPHABET = /^[A-Za-z0-9+/_-]*={0,2}$/;

@@ -6,7 +6,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Context } from 'hono';
 import type { AppEnv } from '../context.js';
-import { ProblemError } from '../middleware/problem.js';
+import { ProblemError } from '../problem.js';
 
 const tooLarge = (maxBytes: number): ProblemError =>
   new ProblemError(413, 'request-too-large', 'Request too large', `the request body is larger than ${maxBytes} bytes`);

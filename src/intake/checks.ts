@@ -3,7 +3,7 @@
 // DNS answers through the SSRF guard at send time).
 import type { Config } from '../../lib/config.js';
 import { checkUrlHost, hostAllowlisted, type Allowlist } from '../../lib/net/ssrf.js';
-import { ProblemError, type FieldError } from '../middleware/problem.js';
+import { ProblemError, type FieldError } from '../problem.js';
 import type { PerceiveFields } from '../schemas/perceive.js';
 
 export function checkRequestCaps(fields: PerceiveFields, limits: Config['limits'], allowlist: Allowlist, base: string): void {

@@ -3,7 +3,7 @@
 // decompression bomb is refused before it is decoded — and then one full decode to a thumbnail, so bytes
 // that do not decode are refused here rather than failing in a worker.
 import sharp from 'sharp';
-import { ProblemError } from '../middleware/problem.js';
+import { ProblemError } from '../problem.js';
 import { sniffImageType, SUPPORTED_TYPES, type ImageType } from './sniff.js';
 
 export interface ImageInfo {

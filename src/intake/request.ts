@@ -4,7 +4,7 @@
 import type { Context } from 'hono';
 import type { AppEnv } from '../context.js';
 import { readBody } from './body.js';
-import { ProblemError, validationProblem, invalidField } from '../middleware/problem.js';
+import { ProblemError, validationProblem, invalidField } from '../problem.js';
 import { PerceiveJsonRequest, PerceiveMultipartRequest, type ImageInput, type PerceiveFields } from '../schemas/perceive.js';
 
 export type ImageSource = { kind: 'file'; bytes: Buffer } | { kind: 'base64'; text: string } | { kind: 'url'; url: string } | { kind: 's3'; ref: string };

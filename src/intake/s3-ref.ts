@@ -5,7 +5,7 @@
 // nor a Redis command. Each gateway process probes an object once per TTL. If the object is replaced within
 // that time the worker still decodes the real bytes and fails the job with a problem if they are bad.
 import { assertValidKey, JOBS_PREFIX, UPLOADS_PREFIX, type BlobStore } from '../../lib/storage/index.js';
-import { invalidField } from '../middleware/problem.js';
+import { invalidField } from '../problem.js';
 import { S3_REF } from '../schemas/perceive.js';
 import { probeImage, type ImageInfo } from './probe.js';
 

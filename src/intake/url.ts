@@ -2,7 +2,7 @@
 // the worker never contacts user-supplied hosts. Every failure is a 422 naming /image/url.
 import { FetchError, fetchLimited } from '../../lib/net/fetch-limited.js';
 import type { Allowlist } from '../../lib/net/ssrf.js';
-import { invalidField } from '../middleware/problem.js';
+import { invalidField } from '../problem.js';
 
 const POINTER = '/image/url';
 

@@ -5,7 +5,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { Hono } from 'hono';
 import type { AppEnv } from '../context.js';
-import { ProblemError } from '../middleware/problem.js';
+import { ProblemError } from '../problem.js';
 import { openApiYaml } from '../schemas/openapi.js';
 
 const uiDir = path.dirname(createRequire(import.meta.url).resolve('swagger-ui-dist/package.json'));

@@ -4,7 +4,7 @@ import { Hono } from 'hono';
 import type { JobView } from '../../contracts/job-view.js';
 import { overlayKey } from '../../lib/storage/index.js';
 import type { AppDeps, AppEnv } from '../context.js';
-import { ProblemError } from '../middleware/problem.js';
+import { ProblemError } from '../problem.js';
 import { toPublicJob } from '../schemas/job.js';
 
 const ID = /^[A-Za-z0-9_-]{1,64}$/;

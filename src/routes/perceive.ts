@@ -1,13 +1,13 @@
 // POST /v1/perceive: validate everything, store the input image, create the job, answer 202 + Location
 // (or 200 with the finished job under `Prefer: wait=N`). The rate-limit count, the Idempotency-Key, the quota
-// and the job's creation are one script run (admission.ts): one Redis command per accepted job. Uploaded,
-// base64 and URL images are stored before it, since the job can be picked up the moment it exists; a refused
-// request's stored input is deleted again.
+// and the job's creation are one script run (jobs.submit, submitJob-13.lua): one Redis command per accepted
+// job. Uploaded, base64 and URL images are stored before it, since the job can be picked up the moment it
+// exists; a refused request's stored input is deleted again.
 import { createHash, randomUUID } from 'node:crypto';
 import type { Context } from 'hono';
 import { JOB_SCHEMA_VERSION, type JobPayload } from '../../contracts/job.js';
 import { isTerminal, type JobView } from '../../contracts/job-view.js';
-import { JobExistsError, type PreparedJob } from '../../lib/queue/index.js';
+import { JobExistsError, type Submitted } from '../../lib/queue/index.js';
 import type { Allowlist } from '../../lib/net/ssrf.js';
 import { inputKey } from '../../lib/storage/index.js';
 import type { AppDeps, AppEnv } from '../context.js';
@@ -15,12 +15,11 @@ import { checkRequestCaps } from '../intake/checks.js';
 import { resolveImage, type ResolvedImage } from '../intake/image.js';
 import type { ProbeCache } from '../intake/s3-ref.js';
 import { readPerceiveRequest, type ParsedRequest } from '../intake/request.js';
-import { Idempotency, parseIdempotencyKey } from '../middleware/idempotency.js';
-import type { Admission, Submitted } from '../middleware/admission.js';
-import { ProblemError } from '../middleware/problem.js';
-import { applyRateLimit, type RateLimiter } from '../middleware/rate-limit.js';
-import { jsonWithHeaders, setResponseHeader } from '../middleware/response-headers.js';
-import { quotaExceeded } from '../middleware/quota.js';
+import { Idempotency, parseIdempotencyKey } from '../admission/idempotency.js';
+import { ProblemError } from '../problem.js';
+import { applyRateLimit, type RateLimiter } from '../admission/rate-limit.js';
+import { jsonWithHeaders, setResponseHeader } from '../response-headers.js';
+import { quotaExceeded, type Quota } from '../admission/quota.js';
 import { maxRequestBytes, MAX_WAIT_S } from '../schemas/perceive.js';
 import { jobLinks, toPublicJob } from '../schemas/job.js';
 
@@ -45,7 +44,7 @@ export interface PerceiveDeps extends AppDeps {
   allowlist: Allowlist;
   idempotency: Idempotency;
   limiter: RateLimiter;
-  admission: Admission;
+  quota: Quota;
   probes: ProbeCache;
 }
 
@@ -103,19 +102,21 @@ export function perceive(d: PerceiveDeps) {
     const dropInput = async (): Promise<void> => {
       if (image.bytes) await store.delete(storageKey).catch(() => undefined);
     };
-    let job: PreparedJob;
+    const rate = d.limiter.window(key);
     let submitted: Submitted;
     try {
       if (image.bytes) await store.put(storageKey, image.bytes, image.info.contentType);
-      job = await jobs.prepareCreate(payload);
-      submitted = await d.admission.submit(key, jobId, deadlineAt, job,
-        idemKey ? { redisKey: d.idempotency.redisKey(key.id, idemKey), value: d.idempotency.value(fp, jobId) } : undefined);
+      submitted = await jobs.submit(payload, {
+        rate,
+        quota: d.quota.of(key),
+        ...(idemKey ? { idempotency: d.idempotency.admission(key.id, idemKey, fp, jobId) } : {}),
+      });
     } catch (e) {
       await dropInput();
       throw e;
     }
     if (submitted.outcome !== 'created') await dropInput();
-    applyRateLimit(c, submitted.rate);
+    applyRateLimit(c, { key, count: submitted.count, resetS: rate.resetS });
     switch (submitted.outcome) {
       case 'created':
         break;
@@ -136,6 +137,6 @@ export function perceive(d: PerceiveDeps) {
     if (d.log.isLevelEnabled('info')) {
       c.get('log')().info({ job_id: jobId, key_id: key.id, image: image.info, tasks: req.fields.tasks.length }, 'job accepted');
     }
-    return respond(c, job.view, waitS);
+    return respond(c, submitted.view, waitS);
   };
 }

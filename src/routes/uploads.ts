@@ -10,7 +10,7 @@ import { Hono } from 'hono';
 import { UPLOADS_PREFIX } from '../../lib/storage/index.js';
 import type { AppDeps, AppEnv } from '../context.js';
 import { readBody } from '../intake/body.js';
-import { invalidField, ProblemError, validationProblem } from '../middleware/problem.js';
+import { invalidField, ProblemError, validationProblem } from '../problem.js';
 import { UPLOAD_URL_TTL_S, UploadRequest, type Upload } from '../schemas/uploads.js';
 
 /** The request is a content type and a size: a few hundred bytes. Larger bodies are refused with 413. */

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../lib/log.js';
-import { createJobStore, createQueues, createRedis, loadQueueSettings, type QueueSettings } from '../../lib/queue/index.js';
+import { loadQueueSettings, type QueueSettings } from '../../lib/queue/index.js';
 import { CLUSTER_QUEUE_PREFIX } from '../../infra/lib/stack.js';
 import { createLambdaGateway } from '../../src/lambda.js';
 import { collectQueueMetrics } from '../../src/queue-metrics-lambda.js';
@@ -21,6 +21,7 @@ import { openHarness, png, KEYS, WORDS, type Harness } from '../gateway/harness.
 import { createPipeline } from '../support/test-pipeline.js';
 import { until } from '../support/wait.js';
 import { makePayload } from '../support/payloads.js';
+import { openQueueEnv } from '../support/queue-env.js';
 
 let server: ChildProcess;
 let dir: string;
@@ -91,14 +92,11 @@ describe('BullMQ and the job store on cluster-mode Redis (MemoryDB)', () => {
   });
 
   it('with the hash-tagged prefix a job is accepted, processed and counted', async () => {
-    // lib/queue/settings.ts does not accept braces in QUEUE_PREFIX yet; the rest of the settings come from it.
     const settings: QueueSettings = { ...loadQueueSettings({ HEARTBEAT_MS: '500' }), prefix: `{mvp${randomBytes(3).toString('hex')}}` };
     const log = createLogger({ level: 'silent' });
     const gw = createLambdaGateway({ config: h.config, settings, log, store: h.store });
-    const redis = createRedis(url, 'worker');
-    const queues = createQueues(redis, settings, { retentionS: 3600, webhookMaxAttempts: 1 });
-    const store = createJobStore({ redis, queue: queues.perception, webhookQueue: queues.webhooks, prefix: settings.prefix, retentionS: 3600, resultInlineMaxBytes: 65536, log });
-    const worker = await startPerceptionWorker({ redis, settings, store, blobs: h.store, pipeline: await createPipeline(), log });
+    const q = openQueueEnv({ url, env: { QUEUE_PREFIX: settings.prefix, HEARTBEAT_MS: '500' } });
+    const worker = await startPerceptionWorker({ redis: q.redis, settings, lifecycle: q.lifecycle, blobs: h.store, pipeline: await createPipeline(), log });
     try {
       const event = await submitEvent('wait=20');
       const res = (await gw.handler(event as never, {} as never)) as { statusCode: number; body: string };
@@ -107,31 +105,23 @@ describe('BullMQ and the job store on cluster-mode Redis (MemoryDB)', () => {
       expect(job.status).toBe('succeeded');
       // The job record turns terminal just before BullMQ moves its entry out of active.
       const m = await until('the BullMQ entry to leave active', async () => {
-        const x = await collectQueueMetrics(redis, queues.perception, settings.prefix);
+        const x = await collectQueueMetrics(q.redis, q.queues.perception, settings.prefix);
         return x.Active === 0 ? x : null;
       });
       expect(m).toMatchObject({ Backlog: 0, Waiting: 0, Active: 0, LiveWorkers: 1 });
     } finally {
       await worker.close();
-      await store.close();
-      await queues.close();
-      await redis.quit();
+      await q.close();
       await gw.close();
     }
   });
 
   it('without the hash tag the queue layer fails on CROSSSLOT (which is why infra/ sets QUEUE_PREFIX={mvp})', async () => {
-    const settings: QueueSettings = { ...loadQueueSettings({}), prefix: `mvp${randomBytes(3).toString('hex')}` };
-    const log = createLogger({ level: 'silent' });
-    const redis = createRedis(url, 'client');
-    const queues = createQueues(redis, settings, { retentionS: 3600, webhookMaxAttempts: 1 });
-    const store = createJobStore({ redis, queue: queues.perception, webhookQueue: queues.webhooks, prefix: settings.prefix, retentionS: 3600, resultInlineMaxBytes: 65536, log });
+    const q = openQueueEnv({ url, env: { QUEUE_PREFIX: `mvp${randomBytes(3).toString('hex')}` } });
     try {
-      await expect(store.create(makePayload())).rejects.toThrow(/CROSSSLOT|same slot/i);
+      await expect(q.submit(makePayload())).rejects.toThrow(/CROSSSLOT|same slot/i);
     } finally {
-      await store.close();
-      await queues.close();
-      await redis.quit();
+      await q.close();
     }
   });
 });

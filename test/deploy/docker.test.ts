@@ -15,7 +15,8 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { hashApiKey, loadConfig } from '../../lib/config.js';
-import { createRedis, loadQueueSettings, startHeartbeat } from '../../lib/queue/index.js';
+import { loadQueueSettings, startHeartbeat } from '../../lib/queue/index.js';
+import { createRedis } from '../../lib/redis/index.js';
 import { S3BlobStore } from '../../lib/storage/index.js';
 import { bakedSecret, interpolate, isPinnedImage, parseDockerfile, type Stage } from './invariants.js';
 

@@ -7,7 +7,8 @@ import { describe, expect, it } from 'vitest';
 import { parseAllDocuments, parse } from 'yaml';
 import { loadConfig } from '../../lib/config.js';
 import { createMetricsRegistry } from '../../lib/metrics.js';
-import { createQueues, createRedis, loadQueueSettings } from '../../lib/queue/index.js';
+import { createQueues, loadQueueSettings } from '../../lib/queue/index.js';
+import { createRedis } from '../../lib/redis/index.js';
 import { INTERNAL_RANGES } from '../../infra/lib/network.js';
 import { bakedSecret } from './invariants.js';
 

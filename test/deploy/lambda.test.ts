@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { hashApiKey } from '../../lib/config.js';
 import { createLogger } from '../../lib/log.js';
 import { jobProblems as problems } from '../../contracts/problem.js';
-import { loadQueueSettings, startHeartbeat } from '../../lib/queue/index.js';
+import { loadQueueSettings, openQueueRuntime, queueOptions, startHeartbeat } from '../../lib/queue/index.js';
 import { overlayKey } from '../../lib/storage/index.js';
 import { openGatewayDeps } from '../../src/deps.js';
 import { createLambdaGateway, handler as envHandler, type LambdaGateway } from '../../src/lambda.js';
@@ -226,6 +226,7 @@ describe('queue-depth publisher (scheduled Lambda)', () => {
     const lambda = createLambdaGateway({ config: h.config, settings, log: createLogger({ level: 'silent' }), store: h.store });
     const { redis } = gw.deps;
     const perception = gw.queues.perception;
+    const worker = openQueueRuntime(redis, settings, queueOptions(h.config));
     try {
       expect(await collectQueueMetrics(redis, perception, settings.prefix)).toEqual(
         { Backlog: 0, Waiting: 0, Active: 0, OldestWaitingAgeSeconds: 0, LiveWorkers: 0, FailedJobs: 0 });
@@ -255,13 +256,14 @@ describe('queue-depth publisher (scheduled Lambda)', () => {
       // Two jobs fail the way a worker fails them (job store transitions count outcomes in Redis):
       // reported once, then 0 on the next run.
       for (const id of ids.slice(0, 2)) {
-        expect(await gw.deps.jobs.markRunning(id, 'w1')).toBeTruthy();
-        await gw.deps.jobs.markFailed(id, problems.internal('test failure'));
+        expect(await worker.lifecycle.markRunning(id, 'w1')).toBeTruthy();
+        await worker.lifecycle.markFailed(id, problems.internal('test failure'));
       }
       expect((await collectQueueMetrics(redis, perception, settings.prefix)).FailedJobs).toBe(2);
       expect((await collectQueueMetrics(redis, perception, settings.prefix)).FailedJobs).toBe(0);
     } finally {
       await lambda.close();
+      await worker.close();
       await gw.close();
     }
   });

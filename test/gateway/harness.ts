@@ -5,7 +5,7 @@ import type { Queue } from 'bullmq';
 import sharp from 'sharp';
 import { hashApiKey, loadConfig, type Config } from '../../lib/config.js';
 import { createLogger } from '../../lib/log.js';
-import { loadQueueSettings } from '../../lib/queue/index.js';
+import { loadQueueSettings, openQueueRuntime, queueOptions, type JobLifecycle } from '../../lib/queue/index.js';
 import { S3BlobStore } from '../../lib/storage/index.js';
 import { createApp } from '../../src/app.js';
 import type { AppDeps } from '../../src/context.js';
@@ -31,6 +31,8 @@ export interface Harness {
   store: S3BlobStore;
   bucket: string;
   queue: Queue;
+  /** The workers' side of the same queue, for tests that play a worker. */
+  lifecycle: JobLifecycle;
   post(body: unknown, opts?: { key?: string; headers?: Record<string, string> }): Promise<Response>;
   get(path: string, key?: string): Promise<Response>;
   close(): Promise<void>;
@@ -56,6 +58,7 @@ export async function openHarness(env: Record<string, string> = {}): Promise<Har
   const settings = loadQueueSettings({ QUEUE_PREFIX: `gw${randomBytes(4).toString('hex')}` });
   const gw = openGatewayDeps({ config, settings, log: createLogger({ level: 'silent' }), store, defaultMetrics: false });
   const app = createApp(gw.deps);
+  const worker = openQueueRuntime(gw.deps.redis, settings, queueOptions(config));
   const auth = (key: string) => ({ authorization: `Bearer ${key}` });
   return {
     app,
@@ -64,6 +67,7 @@ export async function openHarness(env: Record<string, string> = {}): Promise<Har
     store,
     bucket,
     queue: gw.queues.perception,
+    lifecycle: worker.lifecycle,
     post: async (body, opts = {}) =>
       app.request('/v1/perceive', {
         method: 'POST',
@@ -71,7 +75,10 @@ export async function openHarness(env: Record<string, string> = {}): Promise<Har
         body: body instanceof FormData ? body : typeof body === 'string' ? body : JSON.stringify(body),
       }),
     get: async (path, key = KEYS.alpha) => app.request(path, { headers: auth(key) }),
-    close: gw.close,
+    async close() {
+      await worker.close();
+      await gw.close();
+    },
   };
 }
 

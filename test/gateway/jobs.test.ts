@@ -39,8 +39,8 @@ function resultFor(id: string): PerceptionResult {
 async function finish(id: string): Promise<PerceptionResult> {
   const result = resultFor(id);
   await h.store.put(resultKey(id), JSON.stringify(result), 'application/json');
-  expect(await h.deps.jobs.markRunning(id, 'test-worker')).toBeTruthy();
-  await h.deps.jobs.markSucceeded(id, { resultKey: resultKey(id), result, timings: { vision: 3 } });
+  expect(await h.lifecycle.markRunning(id, 'test-worker')).toBeTruthy();
+  await h.lifecycle.markSucceeded(id, { resultKey: resultKey(id), result, timings: { vision: 3 } });
   return result;
 }
 

@@ -52,16 +52,16 @@ describe('worker crash', () => {
 
     const a = startWorker(q, redisUrl());
     await waitForWorker(q.redis, q.settings.prefix, a);
-    const p = await submit(q.store, s3, image, {
+    const p = await submit(q, s3, image, {
       phrases: ['test:slow=300'],
       webhook: { url: 'https://example.com/hook', events: ['job.started', 'job.succeeded'] },
     });
-    await until('job running on worker A', async () => (await q.store.get(p.job_id))?.stage === 'vision');
+    await until('job running on worker A', async () => (await q.jobs.get(p.job_id))?.stage === 'vision');
     await stopChild(a, 'SIGKILL');
 
     const b = startWorker(q, redisUrl());
     await waitForWorker(q.redis, q.settings.prefix, b);
-    const v = await q.store.waitForTerminal(p.job_id, 30_000);
+    const v = await q.jobs.waitForTerminal(p.job_id, 30_000);
     expect(v).toMatchObject({ status: 'succeeded', attempts: 2, error: null });
     expect(PerceptionResult.parse(JSON.parse((await s3.get(resultKey(p.job_id)))!.toString()))).toEqual(v!.result);
 
@@ -87,12 +87,12 @@ describe('worker crash beyond the stall limit', () => {
   it('a job that stalls more often than allowed ends failed with a problem, not running forever', async () => {
     const a = startWorker(q, redisUrl());
     await waitForWorker(q.redis, q.settings.prefix, a);
-    const p = await submit(q.store, s3, image, { phrases: ['test:slow=300'] });
-    await until('job running on worker A', async () => (await q.store.get(p.job_id))?.stage === 'vision');
+    const p = await submit(q, s3, image, { phrases: ['test:slow=300'] });
+    await until('job running on worker A', async () => (await q.jobs.get(p.job_id))?.stage === 'vision');
     await stopChild(a, 'SIGKILL');
     const b = startWorker(q, redisUrl());
     await waitForWorker(q.redis, q.settings.prefix, b);
-    const v = await q.store.waitForTerminal(p.job_id, 30_000);
+    const v = await q.jobs.waitForTerminal(p.job_id, 30_000);
     expect(v).toMatchObject({ status: 'failed', attempts: 1, error: { type: '/problems/processing-failed', status: 500 } });
     expect(v?.error?.detail).toMatch(/stalled/);
   });
@@ -112,8 +112,8 @@ describe('blocked event loop (control for onnx-worker.test.ts)', () => {
     const b = startWorker(q, redisUrl());
     await waitForWorker(q.redis, q.settings.prefix, a);
     await waitForWorker(q.redis, q.settings.prefix, b);
-    const p = await submit(q.store, s3, image, { phrases: ['test:block=2500'] });
-    const v = await q.store.waitForTerminal(p.job_id, 30_000);
+    const p = await submit(q, s3, image, { phrases: ['test:block=2500'] });
+    const v = await q.jobs.waitForTerminal(p.job_id, 30_000);
     // Still one success from the user's view, but it ran more than once: this is what the ONNX test rules out.
     expect(v?.status).toBe('succeeded');
     expect(v?.attempts).toBeGreaterThanOrEqual(2);
@@ -136,16 +136,16 @@ describe('Redis restart', () => {
     const w = startWorker(q, redis.url);
     await waitForWorker(q.redis, q.settings.prefix, w);
     const accepted = [];
-    for (let i = 0; i < 12; i++) accepted.push(await submit(q.store, s3, image, { phrases: ['test:slow=40', `p${i}`] }));
+    for (let i = 0; i < 12; i++) accepted.push(await submit(q, s3, image, { phrases: ['test:slow=40', `p${i}`] }));
     await until('a few jobs done', async () => ((await q.queues.perception.getJobCounts('completed')).completed ?? 0) >= 3);
 
     await redis.kill();
     await new Promise((r) => setTimeout(r, 500));
     await redis.restart();
 
-    const after = await submit(q.store, s3, image, { phrases: ['after-restart'] });
+    const after = await submit(q, s3, image, { phrases: ['after-restart'] });
     for (const p of [...accepted, after]) {
-      const v = await q.store.waitForTerminal(p.job_id, 30_000);
+      const v = await q.jobs.waitForTerminal(p.job_id, 30_000);
       expect({ id: p.job_id, status: v?.status }).toEqual({ id: p.job_id, status: 'succeeded' });
     }
   });

@@ -17,29 +17,29 @@ afterAll(async () => {
 describe('job store', () => {
   it('creates a queued job with its queue entry and reads it back as a valid view', async () => {
     const p = makePayload({ metadata: { order: '42' }, webhook: { url: 'https://example.com/hook', events: ['job.succeeded'] } });
-    const created = await q.store.create(p);
+    const created = await q.submit(p);
     expect(created.status).toBe('queued');
-    const view = await q.store.get(p.job_id);
+    const view = await q.jobs.get(p.job_id);
     expect(JobView.parse(view)).toEqual(view);
     expect(view).toMatchObject({ id: p.job_id, key_id: 'test-key', status: 'queued', metadata: { order: '42' } });
     expect(view!.webhook).toEqual({ url: 'https://example.com/hook', events: ['job.succeeded'], attempts: [] });
     const entry = await q.queues.perception.getJob(p.job_id);
     expect(entry?.data).toEqual(p);
-    await expect(q.store.create(p)).rejects.toThrow(/already exists/);
+    await expect(q.submit(p)).rejects.toThrow(/already exists/);
   });
 
   it('the view create returns is the record as get reads it back', async () => {
     for (const p of [makePayload(), makePayload({ metadata: { a: 'b' }, webhook: { url: 'https://example.com/h', events: ['job.failed'] } })]) {
-      const created = await q.store.create(p);
-      expect(created).toEqual(await q.store.get(p.job_id));
+      const created = await q.submit(p);
+      expect(created).toEqual(await q.jobs.get(p.job_id));
     }
   });
 
   it("writes the BullMQ entry BullMQ's own Queue.add writes for the same job (its script, run inside ours)", async () => {
-    await q.store.create(makePayload()); // a second job from the same template must not carry the first one's id or time
+    await q.submit(makePayload()); // a second job from the same template must not carry the first one's id or time
     const p = makePayload();
     const before = Date.now();
-    await q.store.create(p);
+    await q.submit(p);
     const after = Date.now();
     const twin = makePayload();
     await q.queues.perception.add('perceive', { ...p, job_id: twin.job_id }, { jobId: twin.job_id });
@@ -55,61 +55,61 @@ describe('job store', () => {
   });
 
   it('returns null for unknown jobs', async () => {
-    expect(await q.store.get('job_nope')).toBeNull();
-    expect(await q.store.cancel('job_nope')).toBeNull();
+    expect(await q.jobs.get('job_nope')).toBeNull();
+    expect(await q.jobs.cancel('job_nope')).toBeNull();
   });
 
   it('cancels a queued job at once, removes its queue entry and wakes waiters', async () => {
     const p = makePayload();
-    await q.store.create(p);
-    const waiting = q.store.waitForTerminal(p.job_id, 10_000);
+    await q.submit(p);
+    const waiting = q.jobs.waitForTerminal(p.job_id, 10_000);
     const t0 = Date.now();
-    const canceled = await q.store.cancel(p.job_id);
+    const canceled = await q.jobs.cancel(p.job_id);
     expect(canceled?.status).toBe('canceled');
     expect(canceled?.error?.type).toBe('/problems/job-canceled');
     expect((await waiting)?.status).toBe('canceled');
     expect(Date.now() - t0).toBeLessThan(5_000);
     expect(await q.queues.perception.getJob(p.job_id)).toBeUndefined();
     // Canceling again leaves it as it is; a worker can no longer start it.
-    expect((await q.store.cancel(p.job_id))?.status).toBe('canceled');
-    expect(await q.store.markRunning(p.job_id, 'w1')).toBeNull();
+    expect((await q.jobs.cancel(p.job_id))?.status).toBe('canceled');
+    expect(await q.lifecycle.markRunning(p.job_id, 'w1')).toBeNull();
   });
 
   it('flags a running job for cancellation instead of finishing it', async () => {
     const p = makePayload();
-    await q.store.create(p);
-    const r = await q.store.markRunning(p.job_id, 'w1');
+    await q.submit(p);
+    const r = await q.lifecycle.markRunning(p.job_id, 'w1');
     expect(r?.firstStart).toBe(true);
-    expect(await q.store.stopReason(p.job_id)).toBeNull();
-    const v = await q.store.cancel(p.job_id);
+    expect(await q.lifecycle.stopReason(p.job_id)).toBeNull();
+    const v = await q.jobs.cancel(p.job_id);
     expect(v).toMatchObject({ status: 'running', cancel_requested: true });
-    expect(await q.store.stopReason(p.job_id)).toBe('canceled');
-    const done = await q.store.markCanceled(p.job_id, problems.canceledByUser('vision'));
+    expect(await q.lifecycle.stopReason(p.job_id)).toBe('canceled');
+    const done = await q.lifecycle.markCanceled(p.job_id, problems.canceledByUser('vision'));
     expect(done?.applied).toBe(true);
     expect(done?.view.status).toBe('canceled');
   });
 
   it('a second start after a stall is not a first start, and a finished job cannot finish again', async () => {
     const p = makePayload();
-    await q.store.create(p);
-    expect((await q.store.markRunning(p.job_id, 'w1'))?.firstStart).toBe(true);
-    const again = await q.store.markRunning(p.job_id, 'w2');
+    await q.submit(p);
+    expect((await q.lifecycle.markRunning(p.job_id, 'w1'))?.firstStart).toBe(true);
+    const again = await q.lifecycle.markRunning(p.job_id, 'w2');
     expect(again?.firstStart).toBe(false);
     expect(again?.view.attempts).toBe(2);
-    expect(await q.store.setStage(p.job_id, 'vision', 0.4, { fetch: 3 })).toBe(true);
-    expect((await q.store.get(p.job_id))).toMatchObject({ stage: 'vision', progress: 0.4, timings_ms: { fetch: 3 } });
-    const failed = await q.store.markFailed(p.job_id, problems.internal('boom'));
+    expect(await q.lifecycle.setStage(p.job_id, 'vision', 0.4, { fetch: 3 })).toBe(true);
+    expect((await q.jobs.get(p.job_id))).toMatchObject({ stage: 'vision', progress: 0.4, timings_ms: { fetch: 3 } });
+    const failed = await q.lifecycle.markFailed(p.job_id, problems.internal('boom'));
     expect(failed?.applied).toBe(true);
-    const late = await q.store.markCanceled(p.job_id, problems.canceledByUser());
+    const late = await q.lifecycle.markCanceled(p.job_id, problems.canceledByUser());
     expect(late).toMatchObject({ applied: false, view: { status: 'failed' } });
-    expect(await q.store.setStage(p.job_id, 'store', 0.9, {})).toBe(false);
+    expect(await q.lifecycle.setStage(p.job_id, 'store', 0.9, {})).toBe(false);
   });
 
   it('expires a queued job whose deadline passed when it is read', async () => {
     const p = makePayload({ deadlineMs: 50 });
-    await q.store.create(p);
+    await q.submit(p);
     await new Promise((r) => setTimeout(r, 100));
-    const v = await q.store.get(p.job_id);
+    const v = await q.jobs.get(p.job_id);
     expect(v?.status).toBe('expired');
     expect(v?.error?.type).toBe('/problems/deadline-exceeded');
     expect(await q.queues.perception.getJob(p.job_id)).toBeUndefined();
@@ -117,18 +117,18 @@ describe('job store', () => {
 
   it('waitForTerminal returns the running job when the time runs out', async () => {
     const p = makePayload();
-    await q.store.create(p);
-    await q.store.markRunning(p.job_id, 'w1');
+    await q.submit(p);
+    await q.lifecycle.markRunning(p.job_id, 'w1');
     const t0 = Date.now();
-    const v = await q.store.waitForTerminal(p.job_id, 200);
+    const v = await q.jobs.waitForTerminal(p.job_id, 200);
     expect(v?.status).toBe('running');
     expect(Date.now() - t0).toBeGreaterThanOrEqual(190);
   });
 
   it('records webhook attempts on the job', async () => {
     const p = makePayload({ webhook: { url: 'https://example.com/hook', events: ['job.started'] } });
-    await q.store.create(p);
-    await q.store.recordWebhookAttempt(p.job_id, {
+    await q.submit(p);
+    await q.lifecycle.recordWebhookAttempt(p.job_id, {
       event: 'job.started',
       webhook_id: 'msg_x',
       attempt: 1,
@@ -137,7 +137,7 @@ describe('job store', () => {
       status_code: 503,
       duration_ms: 4,
     });
-    const v = await q.store.get(p.job_id);
+    const v = await q.jobs.get(p.job_id);
     expect(v?.webhook?.attempts).toHaveLength(1);
     expect(v?.webhook?.attempts[0]).toMatchObject({ outcome: 'failed', status_code: 503 });
   });

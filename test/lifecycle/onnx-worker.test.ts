@@ -35,12 +35,12 @@ describe('perception worker on the ONNX pipeline', () => {
   it('completes jobs once each, with valid results, while the lock is shorter than inference', async () => {
     const jobs = [];
     for (let i = 0; i < 3; i++) {
-      jobs.push(await submit(q.store, s3, await testImage(40 * i, 96, 64), {
+      jobs.push(await submit(q, s3, await testImage(40 * i, 96, 64), {
         phrases: ['person', 'dog'],
       }));
     }
     for (const p of jobs) {
-      const v = await q.store.waitForTerminal(p.job_id, 60_000);
+      const v = await q.jobs.waitForTerminal(p.job_id, 60_000);
       expect(v).toMatchObject({ status: 'succeeded', attempts: 1, provider: 'cpu', model: { name: 'mvp-lm-tiny-paper' } });
       const stored = PerceptionResult.parse(JSON.parse((await s3.get(resultKey(p.job_id)))!.toString()));
       expect(stored.image).toEqual({ width: 96, height: 64 });
@@ -51,10 +51,10 @@ describe('perception worker on the ONNX pipeline', () => {
   });
 
   it('cancels a running job between real stages', async () => {
-    const p = await submit(q.store, s3, await testImage(200, 96, 64), { phrases: ['person'] });
-    await until('the job to start', async () => (await q.store.get(p.job_id))?.status === 'running', 30_000);
-    await q.store.cancel(p.job_id);
-    const v = await q.store.waitForTerminal(p.job_id, 60_000);
+    const p = await submit(q, s3, await testImage(200, 96, 64), { phrases: ['person'] });
+    await until('the job to start', async () => (await q.jobs.get(p.job_id))?.status === 'running', 30_000);
+    await q.jobs.cancel(p.job_id);
+    const v = await q.jobs.waitForTerminal(p.job_id, 60_000);
     expect(v?.status).toBe('canceled');
     expect(v?.error?.type).toBe('/problems/job-canceled');
     expect(await s3.head(resultKey(p.job_id))).toBeNull();

@@ -57,10 +57,10 @@ describe('worker processes', () => {
     expect(hb).toMatchObject({ provider: 'cpu', model: { name: 'test-pipeline' } });
 
     const url = receiver.script('/hook', [{ status: 503 }, { status: 200 }]);
-    const p = await submit(q.store, s3, image, { webhook: { url, events: ['job.started', 'job.succeeded'] } });
-    expect((await q.store.waitForTerminal(p.job_id, 30_000))?.status).toBe('succeeded');
+    const p = await submit(q, s3, image, { webhook: { url, events: ['job.started', 'job.succeeded'] } });
+    expect((await q.jobs.waitForTerminal(p.job_id, 30_000))?.status).toBe('succeeded');
     const view = await until('both events delivered', async () => {
-      const v = await q.store.get(p.job_id);
+      const v = await q.jobs.get(p.job_id);
       return (v?.webhook?.attempts.filter((a) => a.outcome === 'delivered').length ?? 0) === 2 ? v : null;
     });
     expect(view.webhook!.attempts.length).toBeGreaterThanOrEqual(3);
@@ -92,12 +92,12 @@ describe('worker processes', () => {
 
   it('SIGTERM lets the running job finish, then the worker exits cleanly', async () => {
     const perception = children[0]!;
-    const p = await submit(q.store, s3, image, { phrases: ['test:slow=200'] });
-    await until('the job to run', async () => (await q.store.get(p.job_id))?.status === 'running');
+    const p = await submit(q, s3, image, { phrases: ['test:slow=200'] });
+    await until('the job to run', async () => (await q.jobs.get(p.job_id))?.status === 'running');
     const exited = new Promise<number | null>((r) => perception.once('exit', (code) => r(code)));
     perception.kill('SIGTERM');
     expect(await exited).toBe(0);
-    expect((await q.store.get(p.job_id))?.status).toBe('succeeded');
+    expect((await q.jobs.get(p.job_id))?.status).toBe('succeeded');
     expect(await listLiveWorkers(q.redis, q.settings.prefix)).toEqual([]);
   });
 });

@@ -23,7 +23,7 @@ let running: PerceptionWorker | null = null;
 const outcomes = new Map<string, JobOutcome>();
 
 async function startWorker(blobs: BlobStore = s3): Promise<PerceptionWorker> {
-  running = await startPerceptionWorker({ redis: q.redis, settings: q.settings, store: q.store, blobs, pipeline: await createPipeline(), log });
+  running = await startPerceptionWorker({ redis: q.redis, settings: q.settings, lifecycle: q.lifecycle, blobs, pipeline: await createPipeline(), log });
   running.worker.on('completed', (job, outcome) => outcomes.set(String(job.id), outcome));
   return running;
 }
@@ -51,8 +51,8 @@ afterAll(async () => {
 describe('perception worker', () => {
   it('runs a job through every stage, writes the result to storage and inlines it', async () => {
     await startWorker();
-    const p = await submit(q.store, s3, image, { phrases: ['person', 'frisbee'] });
-    const v = await q.store.waitForTerminal(p.job_id, 20_000);
+    const p = await submit(q, s3, image, { phrases: ['person', 'frisbee'] });
+    const v = await q.jobs.waitForTerminal(p.job_id, 20_000);
     expect(v?.status).toBe('succeeded');
     expect(v).toMatchObject({ stage: 'store', progress: 1, attempts: 1, result_key: resultKey(p.job_id), provider: 'cpu' });
     expect(Object.keys(v!.timings_ms).sort()).toEqual(['fetch', 'language', 'perception', 'postprocess', 'preprocess', 'store', 'vision']);
@@ -67,23 +67,23 @@ describe('perception worker', () => {
   });
 
   it('never runs a job canceled while queued', async () => {
-    const p = await submit(q.store, s3, image);
-    expect((await q.store.cancel(p.job_id))?.status).toBe('canceled');
+    const p = await submit(q, s3, image);
+    expect((await q.jobs.cancel(p.job_id))?.status).toBe('canceled');
     await startWorker();
-    const other = await submit(q.store, s3, image); // proves the worker is consuming
-    expect((await q.store.waitForTerminal(other.job_id, 20_000))?.status).toBe('succeeded');
-    const v = await q.store.get(p.job_id);
+    const other = await submit(q, s3, image); // proves the worker is consuming
+    expect((await q.jobs.waitForTerminal(other.job_id, 20_000))?.status).toBe('succeeded');
+    const v = await q.jobs.get(p.job_id);
     expect(v).toMatchObject({ status: 'canceled', started_at: null, attempts: 0 });
     expect(await s3.head(resultKey(p.job_id))).toBeNull();
   });
 
   it('stops a job canceled while running at the next stage', async () => {
     await startWorker();
-    const p = await submit(q.store, s3, image, { phrases: ['test:slow=300'] });
-    await until('the job to reach the vision stage', async () => (await q.store.get(p.job_id))?.stage === 'vision');
-    const flagged = await q.store.cancel(p.job_id);
+    const p = await submit(q, s3, image, { phrases: ['test:slow=300'] });
+    await until('the job to reach the vision stage', async () => (await q.jobs.get(p.job_id))?.stage === 'vision');
+    const flagged = await q.jobs.cancel(p.job_id);
     expect(flagged).toMatchObject({ status: 'running', cancel_requested: true });
-    const v = await q.store.waitForTerminal(p.job_id, 20_000);
+    const v = await q.jobs.waitForTerminal(p.job_id, 20_000);
     expect(v?.status).toBe('canceled');
     expect(v?.error).toMatchObject({ type: '/problems/job-canceled', status: 409 });
     expect(['vision', 'language']).toContain(v?.stage);
@@ -91,20 +91,20 @@ describe('perception worker', () => {
   });
 
   it('expires a job that waited past its deadline (the worker finds it, never runs it)', async () => {
-    const p = await submit(q.store, s3, image, { deadlineMs: 100 });
+    const p = await submit(q, s3, image, { deadlineMs: 100 });
     await new Promise((r) => setTimeout(r, 200));
     await startWorker();
     await until('the worker to pick the job up', async () => outcomes.get(p.job_id));
     expect(outcomes.get(p.job_id)).toBe('expired');
-    const v = await q.store.get(p.job_id);
+    const v = await q.jobs.get(p.job_id);
     expect(v).toMatchObject({ status: 'expired', started_at: null, error: { type: '/problems/deadline-exceeded' } });
   });
 
   it('cancels a running job at the next stage once its deadline passes', async () => {
     await startWorker();
     // Five pipeline stages of 300 ms cannot finish within the 1 s deadline.
-    const p = await submit(q.store, s3, image, { deadlineMs: 1_000, phrases: ['test:slow=300'] });
-    const v = await q.store.waitForTerminal(p.job_id, 20_000);
+    const p = await submit(q, s3, image, { deadlineMs: 1_000, phrases: ['test:slow=300'] });
+    const v = await q.jobs.waitForTerminal(p.job_id, 20_000);
     expect(v?.status).toBe('canceled');
     expect(v?.error).toMatchObject({ type: '/problems/deadline-exceeded', status: 504 });
     expect(v?.error?.detail).toMatch(/before stage (vision|language|perception|postprocess|store)/);
@@ -113,8 +113,8 @@ describe('perception worker', () => {
 
   it('fails bad input at once, with a problem pointing at the field, without retrying', async () => {
     await startWorker();
-    const p = await submit(q.store, s3, image, { phrases: ['test:invalid'] });
-    const v = await q.store.waitForTerminal(p.job_id, 20_000);
+    const p = await submit(q, s3, image, { phrases: ['test:invalid'] });
+    const v = await q.jobs.waitForTerminal(p.job_id, 20_000);
     expect(v).toMatchObject({ status: 'failed', attempts: 1, error: { type: '/problems/invalid-input', status: 422 } });
     expect(v?.error?.errors?.[0]?.pointer).toBe('/tasks/0');
     expect((await failedEntry(p.job_id)).attemptsMade).toBe(1);
@@ -123,17 +123,17 @@ describe('perception worker', () => {
   it('fails a job whose input image is missing from storage without retrying', async () => {
     await startWorker();
     const noUpload = { put: async () => {} }; // the job references an input that was never stored
-    const p = await submit(q.store, noUpload, image);
-    const v = await q.store.waitForTerminal(p.job_id, 20_000);
+    const p = await submit(q, noUpload, image);
+    const v = await q.jobs.waitForTerminal(p.job_id, 20_000);
     expect(v).toMatchObject({ status: 'failed', attempts: 1, error: { type: '/problems/invalid-input' } });
     expect(v?.error?.detail).toMatch(/not in storage/);
   });
 
   it('rejects a payload version it does not know with an UnrecoverableError', async () => {
-    const p = await submit(q.store, s3, image);
+    const p = await submit(q, s3, image);
     await (await q.queues.perception.getJob(p.job_id))!.updateData({ ...p, v: 99 });
     await startWorker();
-    const v = await q.store.waitForTerminal(p.job_id, 20_000);
+    const v = await q.jobs.waitForTerminal(p.job_id, 20_000);
     expect(v).toMatchObject({ status: 'failed', attempts: 0, error: { type: '/problems/unsupported-job-version' } });
     expect(v?.error?.detail).toMatch(/version 99/);
     const failed = await failedEntry(p.job_id);
@@ -144,8 +144,8 @@ describe('perception worker', () => {
   it('retries a transient storage failure with backoff and then succeeds', async () => {
     const flaky = new FlakyBlobStore(s3, 1);
     await startWorker(flaky);
-    const p = await submit(q.store, s3, image);
-    const v = await q.store.waitForTerminal(p.job_id, 20_000);
+    const p = await submit(q, s3, image);
+    const v = await q.jobs.waitForTerminal(p.job_id, 20_000);
     expect(v).toMatchObject({ status: 'succeeded', attempts: 2, error: null });
     expect(flaky.putAttempts).toBe(2);
     expect(await s3.head(resultKey(p.job_id))).not.toBeNull();
@@ -154,8 +154,8 @@ describe('perception worker', () => {
   it('fails with a problem once the transient failure outlasts every attempt', async () => {
     const flaky = new FlakyBlobStore(s3, 100);
     await startWorker(flaky);
-    const p = await submit(q.store, s3, image);
-    const v = await q.store.waitForTerminal(p.job_id, 20_000);
+    const p = await submit(q, s3, image);
+    const v = await q.jobs.waitForTerminal(p.job_id, 20_000);
     expect(v).toMatchObject({ status: 'failed', attempts: q.settings.jobAttempts, error: { type: '/problems/processing-failed', status: 500 } });
     expect(v?.error?.detail).toMatch(/injected storage outage.*after 4 attempts/);
   });

@@ -36,13 +36,13 @@ export function makePayload(
 
 /** Puts a test image where the gateway would and creates the job, as POST /v1/perceive does. */
 export async function submit(
-  store: { create(p: JobPayload): Promise<unknown> },
+  queue: { submit(p: JobPayload): Promise<unknown> },
   blobs: { put(key: string, body: Buffer, contentType: string): Promise<void> },
   image: Buffer,
   over: Parameters<typeof makePayload>[0] = {},
 ): Promise<JobPayload> {
   const p = makePayload(over);
   await blobs.put(p.image.storage_key, image, 'image/png');
-  await store.create(p);
+  await queue.submit(p);
   return p;
 }

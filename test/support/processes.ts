@@ -5,7 +5,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
-import { listLiveWorkers, redisAnswers } from '../../lib/queue/index.js';
+import { listLiveWorkers } from '../../lib/queue/index.js';
+import { redisAnswers } from '../../lib/redis/index.js';
 import { until } from './wait.js';
 
 export const TEST_PIPELINE = 'test/support/test-pipeline.ts';

@@ -2,7 +2,7 @@
 // (the worker tells users when the next attempt is due with the same function BullMQ uses).
 import { describe, expect, it } from 'vitest';
 import { loadQueueSettings } from '../../lib/queue/index.js';
-import { webhookBackoffStrategy, webhookRetryDelay } from '../../lib/webhooks/backoff.js';
+import { webhookBackoffStrategy, webhookRetryDelay } from '../../workers/webhooks/backoff.js';
 
 const { webhookBackoffBaseMs: base, webhookBackoffMaxMs: max } = loadQueueSettings({});
 const HOUR = 3600_000;

@@ -10,7 +10,7 @@ import { parseAllowlist } from '../../lib/net/ssrf.js';
 import { JobView } from '../../contracts/job-view.js';
 import { jobProblems as problems } from '../../contracts/problem.js';
 import { webhookId } from '../../lib/webhooks/delivery.js';
-import { startWebhookWorker } from '../../lib/webhooks/worker.js';
+import { startWebhookWorker } from '../../workers/webhooks/worker.js';
 import { makePayload } from '../support/payloads.js';
 import { openQueueEnv, type QueueEnv } from '../support/queue-env.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
@@ -29,7 +29,7 @@ beforeAll(async () => {
   worker = startWebhookWorker({
     redis: q.redis,
     settings: q.settings,
-    store: q.store,
+    lifecycle: q.lifecycle,
     secretFor: (keyId) => (keyId === 'test-key' ? secret : undefined),
     allowlist: parseAllowlist(['127.0.0.1']),
     timeoutMs: 300,
@@ -57,15 +57,15 @@ const result = (jobId: string): PerceptionResult => ({
 /** Creates a job subscribed to `events` at `url` and runs it to success through the store, as a worker does. */
 async function runJob(url: string, events: NonNullable<JobView['webhook']>['events']) {
   const p = makePayload({ webhook: { url, events } });
-  await q.store.create(p);
-  await q.store.markRunning(p.job_id, 'w');
-  await q.store.markSucceeded(p.job_id, { resultKey: `jobs/${p.job_id}/result.json`, result: result(p.job_id), timings: {} });
+  await q.submit(p);
+  await q.lifecycle.markRunning(p.job_id, 'w');
+  await q.lifecycle.markSucceeded(p.job_id, { resultKey: `jobs/${p.job_id}/result.json`, result: result(p.job_id), timings: {} });
   return p.job_id;
 }
 
 async function attemptsOf(id: string, n: number) {
   return until(`${n} webhook attempts on ${id}`, async () => {
-    const a = (await q.store.get(id))?.webhook?.attempts ?? [];
+    const a = (await q.jobs.get(id))?.webhook?.attempts ?? [];
     return a.length >= n ? a : null;
   });
 }
@@ -123,7 +123,7 @@ describe('webhook delivery', () => {
     expect(attempts[0]!.error).toMatch(/redirect .* not followed/);
     expect(receiver.on('/target')).toHaveLength(0);
     await new Promise((r) => setTimeout(r, 400));
-    expect((await q.store.get(id))?.webhook?.attempts).toHaveLength(5);
+    expect((await q.jobs.get(id))?.webhook?.attempts).toHaveLength(5);
   });
 
   it('gives up on a receiver slower than the timeout and retries', async () => {
@@ -147,22 +147,22 @@ describe('webhook delivery', () => {
   it('delivers job.started, job.canceled and job.failed only when subscribed', async () => {
     const url = receiver.script('/events', [{ status: 200 }]);
     const canceled = makePayload({ webhook: { url, events: ['job.started', 'job.canceled'] } });
-    await q.store.create(canceled);
-    await q.store.markRunning(canceled.job_id, 'w');
-    await q.store.cancel(canceled.job_id);
-    await q.store.markCanceled(canceled.job_id, problems.canceledByUser('vision'));
+    await q.submit(canceled);
+    await q.lifecycle.markRunning(canceled.job_id, 'w');
+    await q.jobs.cancel(canceled.job_id);
+    await q.lifecycle.markCanceled(canceled.job_id, problems.canceledByUser('vision'));
     const failedUnsubscribed = makePayload({ webhook: { url, events: ['job.succeeded'] } });
     const failedSubscribed = makePayload({ webhook: { url, events: ['job.failed'] } });
     for (const p of [failedUnsubscribed, failedSubscribed]) {
-      await q.store.create(p);
-      await q.store.markFailed(p.job_id, problems.internal('boom'));
+      await q.submit(p);
+      await q.lifecycle.markFailed(p.job_id, problems.internal('boom'));
     }
 
     const a = await attemptsOf(canceled.job_id, 2);
     expect(a.map((x) => x.event).sort()).toEqual(['job.canceled', 'job.started']);
     expect((await attemptsOf(failedSubscribed.job_id, 1))[0]).toMatchObject({ event: 'job.failed', outcome: 'delivered' });
     await new Promise((r) => setTimeout(r, 300));
-    expect((await q.store.get(failedUnsubscribed.job_id))?.webhook?.attempts).toEqual([]);
+    expect((await q.jobs.get(failedUnsubscribed.job_id))?.webhook?.attempts).toEqual([]);
     const types = receiver.on('/events').map((r) => (JSON.parse(r.body) as { type: string }).type).sort();
     expect(types).toEqual(['job.canceled', 'job.failed', 'job.started']);
   });

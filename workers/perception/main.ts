@@ -4,7 +4,8 @@
 // SIGTERM/SIGINT: stop taking jobs, let the running job finish, then exit.
 import { loadConfig } from '../../lib/config.js';
 import { createLogger } from '../../lib/log.js';
-import { createRedis, loadQueueSettings, openQueueRuntime } from '../../lib/queue/index.js';
+import { loadQueueSettings, openQueueRuntime, queueOptions } from '../../lib/queue/index.js';
+import { createRedis } from '../../lib/redis/index.js';
 import { createBlobStore } from '../../lib/storage/index.js';
 import { loadPipeline } from './load-pipeline.js';
 import { startPerceptionWorker } from './worker.js';
@@ -15,8 +16,8 @@ const log = createLogger({ name: 'perception-worker', level: config.logLevel });
 
 const pipeline = await loadPipeline(process.env, { log, maxPixels: config.limits.maxPixels });
 const redis = createRedis(config.redisUrl, 'worker', log);
-const { queues, store } = openQueueRuntime(redis, config, settings, log);
-const worker = await startPerceptionWorker({ redis, settings, store, blobs: createBlobStore(config.storage), pipeline, log });
+const runtime = openQueueRuntime(redis, settings, queueOptions(config, log));
+const worker = await startPerceptionWorker({ redis, settings, lifecycle: runtime.lifecycle, blobs: createBlobStore(config.storage), pipeline, log });
 
 let stopping = false;
 async function shutdown(signal: string): Promise<void> {
@@ -25,8 +26,7 @@ async function shutdown(signal: string): Promise<void> {
   log.info({ signal }, 'shutting down: waiting for the running job');
   await worker.close();
   await pipeline.close();
-  await store.close();
-  await queues.close();
+  await runtime.close();
   await redis.quit();
   log.info('perception worker stopped');
   process.exit(0);

@@ -8,7 +8,7 @@ import { PERCEPTION_QUEUE } from '../../contracts/job.js';
 import type { Logger } from '../../lib/log.js';
 import { MetricsRecorder } from '../../lib/metrics.js';
 import { jobProblems as problems } from '../../contracts/problem.js';
-import { startHeartbeat, type JobStore, type QueueSettings } from '../../lib/queue/index.js';
+import { startHeartbeat, type JobLifecycle, type QueueSettings } from '../../lib/queue/index.js';
 import type { BlobStore } from '../../lib/storage/index.js';
 import type { PerceptionPipeline } from '../pipeline/types.js';
 import { OverlayRenderer } from './overlay-renderer.js';
@@ -18,7 +18,7 @@ export interface PerceptionWorkerOptions {
   /** A connection created with createRedis(url, 'worker'). */
   redis: Redis;
   settings: QueueSettings;
-  store: JobStore;
+  lifecycle: JobLifecycle;
   blobs: BlobStore;
   pipeline: PerceptionPipeline;
   log: Logger;
@@ -34,12 +34,12 @@ export interface PerceptionWorker {
 }
 
 export async function startPerceptionWorker(opts: PerceptionWorkerOptions): Promise<PerceptionWorker> {
-  const { redis, settings, store, log } = opts;
+  const { redis, settings, lifecycle, log } = opts;
   const id = `${os.hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   const overlays = opts.overlays === false ? undefined : new OverlayRenderer();
   overlays?.warmUp();
   const processor = createPerceptionProcessor({
-    store,
+    lifecycle,
     blobs: opts.blobs,
     pipeline: opts.pipeline,
     metrics: new MetricsRecorder(redis, settings.prefix),
@@ -61,7 +61,7 @@ export async function startPerceptionWorker(opts: PerceptionWorkerOptions): Prom
     if (!job) return;
     void job
       .getState()
-      .then((state) => (state === 'failed' ? store.markFailed(String(job.id), problems.internal(err.message)) : null))
+      .then((state) => (state === 'failed' ? lifecycle.markFailed(String(job.id), problems.internal(err.message)) : null))
       .catch((e) => log.error({ err: e, job_id: job.id }, 'could not record a failed job'));
   });
   await worker.waitUntilReady();

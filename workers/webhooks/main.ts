@@ -3,8 +3,9 @@
 import { loadConfig } from '../../lib/config.js';
 import { createLogger } from '../../lib/log.js';
 import { parseAllowlist } from '../../lib/net/ssrf.js';
-import { createRedis, loadQueueSettings, openQueueRuntime } from '../../lib/queue/index.js';
-import { startWebhookWorker } from '../../lib/webhooks/worker.js';
+import { loadQueueSettings, openQueueRuntime, queueOptions } from '../../lib/queue/index.js';
+import { createRedis } from '../../lib/redis/index.js';
+import { startWebhookWorker } from './worker.js';
 
 const config = loadConfig();
 const settings = loadQueueSettings();
@@ -12,11 +13,11 @@ const log = createLogger({ name: 'webhook-worker', level: config.logLevel });
 const secrets = new Map(config.apiKeys.map((k) => [k.id, k.webhook_secret]));
 
 const redis = createRedis(config.redisUrl, 'worker', log);
-const { queues, store } = openQueueRuntime(redis, config, settings, log);
+const runtime = openQueueRuntime(redis, settings, queueOptions(config, log));
 const worker = startWebhookWorker({
   redis,
   settings,
-  store,
+  lifecycle: runtime.lifecycle,
   secretFor: (keyId) => secrets.get(keyId),
   allowlist: parseAllowlist(config.urlAllowlist),
   timeoutMs: config.webhook.timeoutMs,
@@ -31,8 +32,7 @@ async function shutdown(signal: string): Promise<void> {
   stopping = true;
   log.info({ signal }, 'shutting down: waiting for deliveries in flight');
   await worker.close();
-  await store.close();
-  await queues.close();
+  await runtime.close();
   await redis.quit();
   process.exit(0);
 }

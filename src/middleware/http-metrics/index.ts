@@ -2,7 +2,7 @@
 import type { MiddlewareHandler } from 'hono';
 import { routePath } from 'hono/route';
 import { Counter, Histogram, type Registry } from 'prom-client';
-import type { AppEnv } from '../context.js';
+import type { AppEnv } from '../../context.js';
 
 export function httpMetrics(registry: Registry): MiddlewareHandler<AppEnv> {
   // Reuse the metrics when an app is built again on the same registry (tests, warm Lambda re-init).

@@ -4,7 +4,7 @@
 // A route on the hot path builds its response with them (jsonWithHeaders: @hono/node-server writes a plain
 // header record as it is); for any other response request-id.ts adds them once the response exists.
 import type { Context } from 'hono';
-import type { AppEnv } from '../context.js';
+import type { AppEnv } from './context.js';
 
 export function setResponseHeader(c: Context<AppEnv>, name: string, value: string): void {
   c.get('responseHeaders')![name] = value;

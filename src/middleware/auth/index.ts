@@ -1,9 +1,9 @@
 // Bearer API keys. Keys are configured as SHA-256 hashes; the presented key is hashed and looked up, so
 // the plain key is never stored or compared byte by byte.
 import type { MiddlewareHandler } from 'hono';
-import { hashApiKey, type ApiKeyConfig } from '../../lib/config.js';
-import type { AppEnv } from '../context.js';
-import { ProblemError } from './problem.js';
+import { hashApiKey, type ApiKeyConfig } from '../../../lib/config.js';
+import type { AppEnv } from '../../context.js';
+import { ProblemError } from '../../problem.js';
 
 export function auth(keys: readonly ApiKeyConfig[]): MiddlewareHandler<AppEnv> {
   const byHash = new Map(keys.map((k) => [k.key_sha256, k]));

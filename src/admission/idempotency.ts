@@ -1,8 +1,9 @@
 // Idempotency-Key (IETF draft httpapi-idempotency-key-header): per API key, the request that creates a job
 // remembers the key with a fingerprint of its (validated) body, in the same script run that creates the job
-// (admission.ts). A repeat with the same fingerprint gets the same job, with a different one 422. Creation is
-// atomic, so there is no "still being created" state in which a repeat would get 409.
-import { ProblemError } from './problem.js';
+// (submitJob-13.lua). A repeat with the same fingerprint gets the same job, with a different one 422. Creation
+// is atomic, so there is no "still being created" state in which a repeat would get 409.
+import type { Admission } from '../../lib/queue/index.js';
+import { ProblemError } from '../problem.js';
 
 /** How long a key is remembered. */
 export const IDEMPOTENCY_TTL_S = 24 * 3600;
@@ -22,13 +23,13 @@ export function parseIdempotencyKey(header: string | undefined): string | null {
 export class Idempotency {
   constructor(private readonly prefix: string) {}
 
-  redisKey(keyId: string, idemKey: string): string {
+  private redisKey(keyId: string, idemKey: string): string {
     return `${this.prefix}:idem:${keyId}:${idemKey}`;
   }
 
-  /** What is remembered for a job created with a key. */
-  value(fingerprint: string, jobId: string): string {
-    return JSON.stringify({ fp: fingerprint, job: jobId });
+  /** What the submit script remembers for a job created with `idemKey`. */
+  admission(keyId: string, idemKey: string, fingerprint: string, jobId: string): NonNullable<Admission['idempotency']> {
+    return { key: this.redisKey(keyId, idemKey), value: JSON.stringify({ fp: fingerprint, job: jobId }), ttlS: IDEMPOTENCY_TTL_S };
   }
 
   /** The job to replay for a repeat whose key holds `stored`; 422 when the body differs. */

@@ -4,9 +4,9 @@
 // logger is made on first use: a pino child serialises its bindings, and most requests log nothing.
 import { randomUUID } from 'node:crypto';
 import type { MiddlewareHandler } from 'hono';
-import type { Logger } from '../../lib/log.js';
-import type { AppEnv } from '../context.js';
-import { applyPendingHeaders } from './response-headers.js';
+import type { Logger } from '../../../lib/log.js';
+import type { AppEnv } from '../../context.js';
+import { applyPendingHeaders } from '../../response-headers.js';
 
 const SANE = /^[A-Za-z0-9._:-]{1,128}$/;
 

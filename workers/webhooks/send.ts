@@ -1,7 +1,7 @@
 // One delivery attempt: POST the signed body through the SSRF-guarded client (lib/net/fetch-limited.ts)
 // with a response timeout, no redirects followed, and a small cap on the response we read.
-import { fetchLimited, FetchError } from '../net/fetch-limited.js';
-import type { Allowlist } from '../net/ssrf.js';
+import { fetchLimited, FetchError } from '../../lib/net/fetch-limited.js';
+import type { Allowlist } from '../../lib/net/ssrf.js';
 import type { WebhookAttempt } from '../../contracts/webhook.js';
 import { signWebhook } from './sign.js';
 

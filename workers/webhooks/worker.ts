@@ -3,20 +3,20 @@
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { WEBHOOK_QUEUE } from '../../contracts/job.js';
-import type { Logger } from '../log.js';
-import { MetricsRecorder } from '../metrics.js';
-import type { Allowlist } from '../net/ssrf.js';
+import type { Logger } from '../../lib/log.js';
+import { MetricsRecorder } from '../../lib/metrics.js';
+import type { Allowlist } from '../../lib/net/ssrf.js';
 import type { WebhookAttempt } from '../../contracts/webhook.js';
-import type { JobStore, QueueSettings } from '../queue/index.js';
+import type { JobLifecycle, QueueSettings } from '../../lib/queue/index.js';
 import { webhookBackoffStrategy, webhookRetryDelay } from './backoff.js';
-import type { WebhookDelivery } from './delivery.js';
+import type { WebhookDelivery } from '../../lib/webhooks/delivery.js';
 import { sendWebhook } from './send.js';
 
 export interface WebhookWorkerOptions {
   /** A connection created with createRedis(url, 'worker'). */
   redis: Redis;
   settings: QueueSettings;
-  store: JobStore;
+  lifecycle: JobLifecycle;
   /** The whsec_ secret of an API key id, or undefined for an unknown key. */
   secretFor(keyId: string): string | undefined;
   allowlist: Allowlist;
@@ -38,7 +38,7 @@ export function startWebhookWorker(o: WebhookWorkerOptions): Worker<WebhookDeliv
       ? await sendWebhook({ url: d.url, webhookId: d.webhook_id, body: d.body, secret, allowlist: o.allowlist, timeoutMs: o.timeoutMs })
       : { outcome: 'refused' as const, status_code: null, duration_ms: 0, error: `no webhook secret for key ${d.key_id}` };
     const retry = result.outcome === 'failed' && attempt < maxAttempts;
-    await o.store.recordWebhookAttempt(d.job_id, {
+    await o.lifecycle.recordWebhookAttempt(d.job_id, {
       event: d.event,
       webhook_id: d.webhook_id,
       attempt,

@@ -1,14 +1,13 @@
-// Per-key rate limit in Redis: a fixed window counter (INCR + PEXPIRE in one script: one command per request).
-// Every answer carries the IETF RateLimit-Policy / RateLimit headers; a refused request gets 429 with
-// Retry-After. POST /v1/perceive counts itself in the same script as its quota reservation (admission.ts);
-// every other /v1 route uses the middleware.
-import type { Context, MiddlewareHandler } from 'hono';
+// Per-key rate limit in Redis: a fixed-window counter, one script per request (rateLimitHit-1.lua; POST
+// /v1/perceive counts itself inside its submit script instead). Every answer carries the IETF RateLimit-Policy /
+// RateLimit headers; a refused request gets 429 with Retry-After.
+import type { Context } from 'hono';
 import type { Redis } from 'ioredis';
 import type { ApiKeyConfig } from '../../lib/config.js';
-import { defineScript } from '../../lib/queue/index.js';
+import { rateLimitHit, runScript } from '../../lib/redis/index.js';
 import type { AppEnv } from '../context.js';
-import { ProblemError } from './problem.js';
-import { setResponseHeader } from './response-headers.js';
+import { ProblemError } from '../problem.js';
+import { setResponseHeader } from '../response-headers.js';
 
 export interface RateState {
   key: ApiKeyConfig;
@@ -16,36 +15,20 @@ export interface RateState {
   resetS: number;
 }
 
-/** Lua: counts one request in the window counter `key`, which expires `windowMs` after its last count. */
-export const RATE_HIT_LUA = `
-local function rateHit(key, windowMs)
-  local n = redis.call('INCR', key)
-  redis.call('PEXPIRE', key, windowMs)
-  return n
-end
-`;
-
-const HIT = `${RATE_HIT_LUA}
-return rateHit(KEYS[1], ARGV[1])
-`;
-
 /** The counter a request of a key is counted in now. */
 export interface RateWindow {
-  redisKey: string;
+  counterKey: string;
   windowMs: number;
+  limit: number;
   /** Seconds until the window ends. */
   resetS: number;
 }
 
 export class RateLimiter {
-  private readonly incr: (key: string, windowMs: number) => Promise<unknown>;
-
   constructor(
-    redis: Redis,
+    private readonly redis: Redis,
     private readonly prefix: string,
-  ) {
-    this.incr = defineScript(redis, 'mvpRateLimitHit', 1, HIT);
-  }
+  ) {}
 
   /** The current window of `key`. */
   window(key: ApiKeyConfig): RateWindow {
@@ -53,13 +36,13 @@ export class RateLimiter {
     const now = Date.now();
     const window = Math.floor(now / windowMs);
     const resetS = Math.max(1, Math.ceil(((window + 1) * windowMs - now) / 1000));
-    return { redisKey: `${this.prefix}:rl:${key.id}:${window}`, windowMs, resetS };
+    return { counterKey: `${this.prefix}:rl:${key.id}:${window}`, windowMs, limit: key.rate_limit, resetS };
   }
 
   /** Counts one request of `key` in the current window. */
   async hit(key: ApiKeyConfig): Promise<RateState> {
     const w = this.window(key);
-    return { key, count: (await this.incr(w.redisKey, w.windowMs)) as number, resetS: w.resetS };
+    return { key, count: (await runScript(this.redis, rateLimitHit, w)) as number, resetS: w.resetS };
   }
 }
 
@@ -75,11 +58,4 @@ export function applyRateLimit(c: Context<AppEnv>, { key, count, resetS }: RateS
       { ...headers, 'retry-after': String(resetS) });
   }
   for (const [h, v] of Object.entries(headers)) setResponseHeader(c, h, v);
-}
-
-export function rateLimit(limiter: RateLimiter): MiddlewareHandler<AppEnv> {
-  return async (c, next) => {
-    applyRateLimit(c, await limiter.hit(c.var.apiKey));
-    await next();
-  };
 }

@@ -3,8 +3,8 @@
 import type { Context } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { z } from 'zod';
-import type { Problem } from '../../contracts/problem.js';
-import type { AppEnv } from '../context.js';
+import type { Problem } from '../contracts/problem.js';
+import type { AppEnv } from './context.js';
 
 export type FieldError = { pointer: string; detail: string };
 

@@ -1,12 +1,12 @@
 // BullMQ's own enqueue, runnable inside our scripts. Creating a job writes our record and adds BullMQ's queue
 // entry; done as two commands that is two script runs in Redis and two commands' worth of client CPU per job,
-// and a window in which one exists without the other. Instead the create script (scripts.ts) calls BullMQ's
+// and a window in which one exists without the other. Instead our create fragment (lua/includes/createJob.lua) calls BullMQ's
 // addStandardJob script as a Lua function in the same script run: BullMQ's Lua, unchanged, fed the
 // arguments BullMQ's own backend builds (addJobToTransaction, public for batching inserts onto a shared
 // transaction), once per queue (BullmqAddTemplate). Nothing here re-implements BullMQ; what ties us to its
 // version is the script's input contract (9 keys, 3 arguments, the two msgpack ones read only through
 // cmsgpack.unpack), checked when this module loads, and the tests: the entry equals Queue.add's
-// (job-store.test.ts), and workers consume jobs enqueued this way.
+// (test/lifecycle/job-store.test.ts), and workers consume jobs enqueued this way.
 import { Job, type JobsOptions, type Queue } from 'bullmq';
 import { unpack } from 'msgpackr';
 // BullMQ publishes each script with its includes resolved; the file is CommonJS, typed in bullmq-scripts.d.ts.
@@ -26,7 +26,7 @@ if (addStandardJob.keys !== 9 || missing.length > 0 || addStandardJob.content.sp
  * ARGV[1] and ARGV[3] arrive as JSON rather than msgpack, and the script's two `cmsgpack.unpack` calls read
  * them through a local stand-in that decodes JSON (null becoming nil, as msgpack nil does; only top-level
  * nulls occur). Why: a Buffer among a command's arguments makes ioredis assemble the whole command as
- * buffers; with JSON, JobStore.create measured about 25 µs less client CPU per job and no more Redis CPU.
+ * buffers; with JSON, creating a job measured about 25 µs less client CPU per job and no more Redis CPU.
  * (Hex-encoded msgpack, decoded in Lua, cost Redis far more.)
  */
 export const BULLMQ_ADD_LUA = `
@@ -58,7 +58,7 @@ const TEMPLATE_TIMESTAMP = 1_000_000_000_007;
  * BullMQ builds them once, for a template job (new Job, asJSON, validateOptions and the backend's
  * addJobToTransaction, as Queue.add does); between such jobs only the id, the timestamp and the data differ,
  * so a job's inputs are the template's with those filled in. Going through BullMQ for every job (a Job, its
- * msgpack and back to JSON) was about 15 % of the gateway's CPU profile per accepted job. job-store.test.ts compares
+ * msgpack and back to JSON) was about 15 % of the gateway's CPU profile per accepted job. test/lifecycle/job-store.test.ts compares
  * an entry written this way with the one Queue.add writes.
  */
 export class BullmqAddTemplate {
