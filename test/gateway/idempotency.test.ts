@@ -66,12 +66,36 @@ describe('Idempotency-Key', () => {
     expect(await inputs()).toBe(stored);
   });
 
-  it('a rejected request does not take the key: its retry is processed afresh', async () => {
+  it('a request refused before admission does not take the key: its fixed retry creates a new job', async () => {
     const headers = { 'idempotency-key': 'retry-after-fix' };
     const bad = await h.post({ image: { base64: Buffer.from('not an image').toString('base64') }, tasks: WORDS }, { headers });
     expect(bad.status).toBe(422);
     const again = await h.post({ image: { base64: Buffer.from('not an image').toString('base64') }, tasks: WORDS }, { headers });
     expect(again.status).toBe(422);
     expect((await problemOf(again)).type).toBe('/problems/unsupported-image-type');
+    const before = await waitingIds();
+    const fixed = await h.post({ image: { base64: image }, tasks: WORDS }, { headers });
+    expect(fixed.status).toBe(202);
+    expect(fixed.headers.get('idempotent-replayed')).toBeNull();
+    const { id } = (await fixed.json()) as { id: string };
+    expect(before).not.toContain(id);
+    expect(await waitingIds()).toContain(id);
+    const replay = await h.post({ image: { base64: image }, tasks: WORDS }, { headers });
+    expect(((await replay.json()) as { id: string }).id).toBe(id);
+  });
+
+  it('a request refused by the quota, after its key was looked up, does not take the key either', async () => {
+    const body = { image: { base64: image }, tasks: WORDS };
+    const held = [];
+    for (let i = 0; i < 2; i++) held.push(((await (await h.post(body, { key: KEYS.few })).json()) as { id: string }).id);
+    const headers = { 'idempotency-key': 'refused-by-quota' };
+    const refused = await h.post(body, { key: KEYS.few, headers });
+    expect(refused.status).toBe(429);
+    expect((await problemOf(refused)).type).toBe('/problems/job-quota-exceeded');
+    await h.app.request(`/v1/jobs/${held[0]}/cancel`, { method: 'POST', headers: { authorization: `Bearer ${KEYS.few}` } });
+    const retry = await h.post(body, { key: KEYS.few, headers });
+    expect(retry.status).toBe(202);
+    expect(retry.headers.get('idempotent-replayed')).toBeNull();
+    expect(held).not.toContain(((await retry.json()) as { id: string }).id);
   });
 });
