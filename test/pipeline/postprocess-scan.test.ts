@@ -1,9 +1,9 @@
 // The one-pass mask scan of post-processing (threshold, area, mean probability and RLE transitions row by row,
-// inside the support window and each row's span only) against the plain computation on the full-size logits, and the table-based
-// sigmoid against Math.exp.
+// inside the support window and each row's span only) against the plain computation on the full-size logits.
 import { describe, expect, it } from 'vitest';
 import { orMask, scoredMask } from '../../workers/pipeline/postprocess/common.js';
-import { geometryFor, logitBand, MaskResizer, sigmoid } from '../../workers/pipeline/postprocess/geometry.js';
+import { sigmoid } from '../../workers/pipeline/numerics.js';
+import { geometryFor, MaskResizer } from '../../workers/pipeline/postprocess/geometry.js';
 import { encodeRle, pushRowChanges, Transitions } from '../../workers/pipeline/rle.js';
 
 /** Mask logits of blobs of every size (a blob may be tiny, cover the frame, touch an edge or be absent). */
@@ -63,40 +63,6 @@ describe('one-pass mask scan', () => {
     });
     expect(windows).toBeGreaterThan(20); // partial windows (edges inside the image) were exercised
     expect(narrower).toBeGreaterThan(1000); // and rows scanned on part of the window only
-  });
-});
-
-describe('sigmoid', () => {
-  it('equals fround(1 / (1 + Math.exp(-x))) on float32 inputs', () => {
-    const mismatches: number[] = [];
-    const check = (x: number) => {
-      if (sigmoid(x) !== Math.fround(1 / (1 + Math.exp(-x)))) mismatches.push(x);
-    };
-    // every float32 in [-2, 2] at a stride, a wide range, and values beyond the table range
-    const bits = new Uint32Array(1);
-    const f = new Float32Array(bits.buffer);
-    for (let u = 0; u < 0x40000000 + 0x800000; u += 331) {
-      bits[0] = u;
-      check(f[0]!);
-      check(-f[0]!);
-    }
-    for (let x = -120; x <= 120; x += 0.001953125) check(Math.fround(x));
-    for (const x of [-1e6, -88.7, -40, -39.99999, 39.99999, 40, 88.7, 1e6, Infinity, -Infinity, 0, -0]) check(x);
-    expect(mismatches).toEqual([]);
-  });
-});
-
-describe('logitBand', () => {
-  it('decides sigmoid(x) ≥ p from x alone outside the band', () => {
-    const wrong: string[] = [];
-    for (const p of [0.5, 0.3, 0.9, 1e-7, 1 - 1e-7, 0, 1, 1.5, -0.5]) {
-      const [below, above] = logitBand(p);
-      for (let x = -30; x <= 30; x += 0.0009765625) {
-        const v = Math.fround(x);
-        if ((v < below && sigmoid(v) >= p) || (v > above && sigmoid(v) < p)) wrong.push(`p ${p} x ${v}`);
-      }
-    }
-    expect(wrong).toEqual([]);
   });
 });
 

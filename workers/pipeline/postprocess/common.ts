@@ -1,22 +1,10 @@
-// Small numeric helpers of post-processing, float32 like the PyTorch reference where ranking depends on it.
+// What the post-processing modes share: Python's rounding, the one-pass mask scan (scoredMask), mask unions and
+// detections.
 import type { Detection, Rle } from '../../../contracts/result.js';
+import { sigmoid } from '../numerics.js';
 import { doublesCompareBytes, encodeRle, pushRowChanges, Transitions, type BinaryMask } from '../rle.js';
-import { MaskResizer, sigmoid } from './geometry.js';
+import { MaskResizer } from './geometry.js';
 import type { Box, Outputs } from './types.js';
-
-/** Row-wise softmax of the first `rows` rows of a [*, cols] matrix, in float32. */
-export function softmaxRows(x: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(rows * cols);
-  for (let r = 0; r < rows; r++) {
-    const o = r * cols;
-    let max = -Infinity;
-    for (let c = 0; c < cols; c++) max = Math.max(max, x[o + c]!);
-    let sum = 0;
-    for (let c = 0; c < cols; c++) sum += (out[o + c] = Math.exp(x[o + c]! - max));
-    for (let c = 0; c < cols; c++) out[o + c]! /= sum;
-  }
-  return out;
-}
 
 /** Python's round(): halves go to the even neighbour. */
 export function roundHalfEven(v: number): number {

@@ -281,39 +281,6 @@ export class MaskResizer {
   }
 }
 
-// exp(x) = 2^(k/256) · e^r with k = round(256·x/ln 2) (by the 1.5·2^52 trick; Math.round is slow) and
-// |r| ≤ ln 2/512: a table of 2^(j/256), 2^(k>>8) from a second table, e^r by a degree-4 polynomial (relative
-// error < 1e-16, the order of Math.exp's own) — about twice as fast as Math.exp in V8. Beyond ±40, Math.exp.
-const ROUND = 6755399441055744;
-const LN2_256_HI = Math.fround(Math.LN2 / 256); // 24 bits: k·hi is exact for |k| < 2^29
-const LN2_256_LO = Math.LN2 / 256 - LN2_256_HI;
-const EXP2_FRACTION = Float64Array.from({ length: 256 }, (_, j) => 2 ** (j / 256));
-const EXP2_INTEGER = Float64Array.from({ length: 129 }, (_, i) => 2 ** (i - 64));
-
-function exp(x: number): number {
-  if (!(x > -40 && x < 40)) return Math.exp(x);
-  const kd = (x * (256 / Math.LN2) + ROUND) - ROUND;
-  const k = kd | 0;
-  const r = (x - kd * LN2_256_HI) - kd * LN2_256_LO;
-  const p = 1 + r * (1 + r * (0.5 + r * (1 / 6 + r * (1 / 24))));
-  return EXP2_FRACTION[k & 255]! * p * EXP2_INTEGER[(k >> 8) + 64]!;
-}
-
-/** float32 sigmoid, as torch.sigmoid on float32 (the same value as fround(1 / (1 + Math.exp(-x))), see exp). */
-export function sigmoid(x: number): number {
-  return Math.fround(1 / (1 + exp(-x)));
-}
-
-/**
- * [below, above]: a float32 sigmoid of a logit under `below` is < p, over `above` it is > p (a margin of 1e-6 in
- * probability, far more than float32 rounding); in between, or where p is out of (0, 1), compute it (NaN bounds
- * decide nothing).
- */
-export function logitBand(p: number): [number, number] {
-  const logit = (u: number) => Math.log(u / (1 - u));
-  return [p - 1e-6 > 0 ? logit(p - 1e-6) : -Infinity, p + 1e-6 < 1 ? logit(p + 1e-6) : Infinity];
-}
-
 /** Normalised cx,cy,w,h in the padded frame → absolute x0,y0,x1,y1 in original pixels, clipped to the image. */
 export function boxToOriginal(boxes: Float32Array, q: number, geom: Geometry): [number, number, number, number] {
   const { imageSize: s, valid, original } = geom;

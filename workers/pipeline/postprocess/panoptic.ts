@@ -1,8 +1,9 @@
 // Word tasks, panoptic mode (Mask2Former-style inference over all Q queries, thing and stuff queries).
 import type { Detection } from '../../../contracts/result.js';
 import type { WordsTask } from '../../../contracts/task.js';
-import { detection, softmaxRows } from './common.js';
-import { logitBand, maskBox, MaskResizer, sigmoid } from './geometry.js';
+import { logitBand, sigmoid, softmaxRows } from '../numerics.js';
+import { detection } from './common.js';
+import { maskBox, MaskResizer } from './geometry.js';
 import type { PostprocessConstants, RawOutputs } from './types.js';
 
 interface Segment {

@@ -3,9 +3,9 @@
 // phrase present. Computed in row bands so the C×band accumulator stays bounded.
 import type { TaskResult } from '../../../contracts/result.js';
 import type { WordsTask } from '../../../contracts/task.js';
+import { sigmoid, softmaxRows } from '../numerics.js';
 import { encodeRle } from '../rle.js';
-import { softmaxRows } from './common.js';
-import { MaskResizer, sigmoid } from './geometry.js';
+import { MaskResizer } from './geometry.js';
 import type { RawOutputs } from './types.js';
 
 const ACCUMULATOR_FLOATS = 1 << 24; // 64 MiB

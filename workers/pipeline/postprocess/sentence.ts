@@ -3,8 +3,9 @@
 // threshold, otherwise the union of the masks of the queries above the score threshold (at least the best one).
 import type { Detection } from '../../../contracts/result.js';
 import type { SentenceTask } from '../../../contracts/task.js';
+import { sigmoid } from '../numerics.js';
 import { detection, orMask, scoredMask, type ScoredMask } from './common.js';
-import { boxToOriginal, maskBox, MaskResizer, sigmoid } from './geometry.js';
+import { boxToOriginal, maskBox, MaskResizer } from './geometry.js';
 import type { PostprocessConstants, RawOutputs } from './types.js';
 
 function sentenceScores(raw: RawOutputs, numK: number): Float32Array {

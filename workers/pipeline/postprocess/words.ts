@@ -2,7 +2,8 @@
 // instance: score = class prob × mean mask prob inside the mask; detection: score = class prob.
 import type { Detection, TaskResult } from '../../../contracts/result.js';
 import type { WordsTask } from '../../../contracts/task.js';
-import { detection, roundHalfEven, scoredMask, softmaxRows, type ScoredMask } from './common.js';
+import { softmaxRows } from '../numerics.js';
+import { detection, roundHalfEven, scoredMask, type ScoredMask } from './common.js';
 import { boxToOriginal, MaskResizer } from './geometry.js';
 import type { PostprocessConstants, RawOutputs } from './types.js';
 
