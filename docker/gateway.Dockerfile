@@ -31,6 +31,8 @@ WORKDIR /app
 COPY --from=deps --chown=root:root /app/node_modules node_modules
 COPY --from=build --chown=root:root /app/dist dist
 COPY package.json ./
+# The Redis scripts (lib/redis/lua.ts finds them above dist/).
+COPY lib/redis/lua lib/redis/lua
 COPY docker/healthcheck.mjs docker/ensure-bucket.mjs docker/
 # The official image's unprivileged user (uid 1000); the code it runs is owned by root and read-only to it.
 USER node

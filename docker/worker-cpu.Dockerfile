@@ -32,6 +32,8 @@ COPY --from=build /app/dist dist
 COPY package.json ./
 # The pipeline validates manifest.json against this schema (workers/pipeline/bundle.ts looks for it above dist/).
 COPY model/manifest.schema.json model/
+# The Redis scripts (lib/redis/lua.ts finds them above dist/).
+COPY lib/redis/lua lib/redis/lua
 COPY docker/healthcheck.mjs docker/fetch-bundle.mjs docker/worker-entrypoint.sh docker/
 RUN mkdir -p /models && chown node:node /models
 USER node

@@ -44,6 +44,8 @@ COPY --from=deps /app/node_modules node_modules
 COPY --from=build /app/dist dist
 COPY package.json ./
 COPY model/manifest.schema.json model/
+# The Redis scripts (lib/redis/lua.ts finds them above dist/).
+COPY lib/redis/lua lib/redis/lua
 COPY docker/healthcheck.mjs docker/fetch-bundle.mjs docker/worker-entrypoint.sh docker/
 USER app
 VOLUME ["/models"]

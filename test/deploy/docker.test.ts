@@ -67,6 +67,8 @@ describe('Dockerfiles', () => {
     expect(['gateway', 'worker']).toContain(cmd[2]);
     // The script the health check runs is copied into the image.
     expect(ops(last, 'COPY').some((c) => c.args.includes('docker/healthcheck.mjs'))).toBe(true);
+    // So are the Redis scripts, which the compiled code loads at run time (tsc does not copy them into dist/).
+    expect(ops(last, 'COPY').some((c) => c.args === 'lib/redis/lua lib/redis/lua'), f).toBe(true);
   });
 
   it.each(DOCKERFILES)('%s: no secret-looking ENV or ARG values', (f) => {
