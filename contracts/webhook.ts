@@ -5,7 +5,9 @@ import { z } from 'zod';
 
 export const WEBHOOK_SCHEMA_VERSION = '1';
 
-export const WEBHOOK_EVENTS = ['job.started', 'job.succeeded', 'job.failed', 'job.canceled'] as const;
+/** job.started once a worker begins; then exactly one terminal event: succeeded, failed, canceled or expired (the
+ *  deadline passed while queued). */
+export const WEBHOOK_EVENTS = ['job.started', 'job.succeeded', 'job.failed', 'job.canceled', 'job.expired'] as const;
 export const WebhookEvent = z.enum(WEBHOOK_EVENTS);
 export type WebhookEvent = z.infer<typeof WebhookEvent>;
 

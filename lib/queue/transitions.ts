@@ -24,10 +24,12 @@ export interface Transitioned {
 
 export type TerminalStatus = Extract<JobStatus, 'succeeded' | 'failed' | 'canceled' | 'expired'>;
 
-const TERMINAL_EVENT: Partial<Record<TerminalStatus, WebhookEvent>> = {
+/** Every terminal status sends its one terminal event. */
+const TERMINAL_EVENT: Record<TerminalStatus, WebhookEvent> = {
   succeeded: 'job.succeeded',
   failed: 'job.failed',
   canceled: 'job.canceled',
+  expired: 'job.expired',
 };
 
 export interface TransitionOptions {
@@ -81,8 +83,7 @@ export class JobTransitions {
     });
     if (!r) return null;
     if (r.applied) {
-      const event = TERMINAL_EVENT[to];
-      if (event) await this.emit(r.view, event);
+      await this.emit(r.view, TERMINAL_EVENT[to]);
       // The queue entry is only transport; drop it so a queued-then-canceled job is never picked up.
       if (r.previous === 'queued') await this.removeQueueEntry(id);
     }

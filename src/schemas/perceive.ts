@@ -1,7 +1,7 @@
 // POST /v1/perceive request body. Tasks reuse contracts/task.ts (the schema workers execute); this file
 // adds the image reference, webhook, metadata and deadline around them. Strict objects: unknown fields are
 // rejected with a pointer each.
-import { WebhookEvent } from '../../contracts/webhook.js';
+import { WEBHOOK_EVENTS, WebhookEvent } from '../../contracts/webhook.js';
 import { LIMITS, Task } from '../../contracts/task.js';
 import { z } from './zod.js';
 
@@ -27,7 +27,7 @@ export type ImageInput = z.infer<typeof ImageInput>;
 export const WebhookRequest = z
   .strictObject({
     url: z.url({ protocol: /^https?$/ }).max(2048).openapi({ description: 'https URL that receives Standard Webhooks-signed POSTs.' }),
-    events: z.array(WebhookEvent).min(1).max(4).default(['job.started', 'job.succeeded', 'job.failed', 'job.canceled']),
+    events: z.array(WebhookEvent).min(1).max(WEBHOOK_EVENTS.length).default([...WEBHOOK_EVENTS]),
   })
   .openapi('WebhookRequest');
 

@@ -102,7 +102,7 @@ describe('image intake', () => {
     expect(payload.request_id).toBe('req-abc-1');
     expect(res.headers.get('x-request-id')).toBe('req-abc-1');
     expect(payload.metadata).toEqual({ order: '42' });
-    expect(payload.webhook).toEqual({ url: 'https://hooks.example.com/x', events: ['job.started', 'job.succeeded', 'job.failed', 'job.canceled'] });
+    expect(payload.webhook).toEqual({ url: 'https://hooks.example.com/x', events: ['job.started', 'job.succeeded', 'job.failed', 'job.canceled', 'job.expired'] });
     const deadline = Date.parse(payload.deadline_at) - Date.parse(payload.created_at);
     expect(deadline).toBe(30_000);
   });
