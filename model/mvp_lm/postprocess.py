@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .contracts import phrase_defaults, task_defaults
 from .data.masks import encode_rle
 
 
@@ -127,20 +128,18 @@ def _detection(phrase_index: int, phrase: str, score: float, outputs: list[str],
 
 
 def normalize_task(task: dict) -> dict:
-    """Apply the contract defaults (contracts/task.ts) to a task given as plain JSON."""
+    """Apply the contract defaults (contracts/task.ts) to a task given as plain JSON. The defaults are read from
+    contracts/schema/task.v1.json, which `npm run contracts` generates from contracts/task.ts."""
     t = dict(task)
-    t.setdefault("outputs", ["boxes", "masks"])
-    if t.get("type") == "words":
-        t["phrases"] = [{"text": p, "stuff": False} if isinstance(p, str) else {"stuff": False, **p}
-                        for p in t["phrases"]]
-        t.setdefault("mode", "instance")
-        t.setdefault("score_threshold", 0.3)
-        t.setdefault("top_k", 100)
-    elif t.get("type") == "sentence":
-        t.setdefault("mode", "single")
-        t.setdefault("score_threshold", None)
-    else:
+    if t.get("type") not in ("words", "sentence"):
         raise ValueError(f"task type {t.get('type')!r} is neither 'words' nor 'sentence'")
+    for key, value in task_defaults(t["type"]).items():
+        t.setdefault(key, value)
+    if t["type"] == "words":
+        t["phrases"] = [{"text": p, **phrase_defaults()} if isinstance(p, str) else {**phrase_defaults(), **p}
+                        for p in t["phrases"]]
+    else:
+        t.setdefault("score_threshold", None)  # optional, no default: the manifest's threshold applies
     return t
 
 

@@ -5,7 +5,8 @@
 
 CASES.json: a list of {"id": str (optional), "image": path (relative to CASES.json), "tasks": [contract tasks,
 contracts/task.ts; defaults are applied], "caption": bool}. OUT.json: {"bundle": {...}, "backend": ...,
-"cases": [{"id", "result": PerceptionResult-shaped (contracts/result.ts), "trace": every intermediate}]}.
+"cases": [{"id", "result": a PerceptionResult (contracts/result.ts; every one is validated against
+contracts/schema/result.v1.json), "trace": every intermediate}]}.
 The trace holds, per case, the geometry, summaries of pixel_values and the vision outputs, and per task the prompt
 ids/spans of each chunk, the generated ids and the ids fed after them, the caption, the pooled text embeddings,
 per_hidden and the raw perception-decoder outputs (full arrays up to --full-array-limit elements, summaries always).
@@ -26,11 +27,13 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .contracts import validate_result
 from .postprocess import Geometry, geometry_for, normalize_task, postprocess_task, resize_bilinear
 from .prompt import (Prompt, PromptSpec, build_prompt, build_word_prompts, caption_from_ids, no_caption_ids,
                      response_tail_ids, splice_image)
 from .tokenizer import load_tokenizer
 
+# The result document is contracts/result.ts version 1; run_case validates it against contracts/schema/result.v1.json.
 RESULT_SCHEMA_VERSION = "1"
 
 
@@ -293,7 +296,7 @@ def run_case(bundle: Bundle, rgb: np.ndarray, tasks: list[dict], caption: bool, 
               "model": {"name": m["name"], "version": m["version"], "variant": m["variant"]},
               "provider": "cpu", "image": {"width": int(w), "height": int(h)}, "caption": result_caption,
               "tasks": task_results, "timings_ms": {k: round(v, 3) for k, v in timings.items()}}
-    return {"result": result, "trace": trace}
+    return {"result": validate_result(result), "trace": trace}
 
 
 def run_cases(bundle: Bundle, cases_path: Path, full_array_limit: int, log=print) -> dict:
