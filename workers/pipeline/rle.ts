@@ -94,20 +94,11 @@ function countsString(m: number): string {
 }
 
 const scan = new Transitions(0, 0);
-const DENORMALS = new Float64Array(new Uint32Array([1, 0, 2, 0]).buffer); // the two smallest positive doubles
-
-/**
- * Whether equal doubles have equal bytes for 0/1 byte patterns (no NaN, no -0 among them). Many are denormals,
- * which all compare equal where native code has turned on denormals-are-zero for this thread.
- */
-export function doublesCompareBytes(): boolean {
-  return DENORMALS[0] !== DENORMALS[1];
-}
 
 /**
  * Transitions of a row-major mask. Strided column reads are slow, so they are found row by row (a pixel differs
- * from the one above it), comparing rows 8 pixels per Float64 word (pushRowChanges). Rows are read in place when
- * their length is a multiple of 8 bytes and the buffer is 8-aligned, otherwise from a zero-padded copy (padding
+ * from the one above it), comparing rows 4 pixels per Int32 word (pushRowChanges). Rows are read in place when
+ * their length is a multiple of 4 bytes and the buffer is 4-aligned, otherwise from a zero-padded copy (padding
  * never differs).
  */
 function rowTransitions(data: Uint8Array, h: number, w: number, out: Transitions): void {
@@ -117,41 +108,38 @@ function rowTransitions(data: Uint8Array, h: number, w: number, out: Transitions
   }
   let bytes = data;
   let stride = w;
-  if (w % 8 !== 0 || data.byteOffset % 8 !== 0) {
-    stride = (w + 7) & ~7;
+  if (w % 4 !== 0 || data.byteOffset % 4 !== 0) {
+    stride = (w + 3) & ~3;
     if (padded.length < h * stride) padded = new Uint8Array(h * stride);
     else padded.fill(0, 0, h * stride);
     for (let y = 0; y < h; y++) padded.set(data.subarray(y * w, (y + 1) * w), y * stride);
     bytes = padded;
   }
-  const words = new Float64Array(bytes.buffer, bytes.byteOffset, (h * stride) >>> 3);
-  const halves = new Int32Array(bytes.buffer, bytes.byteOffset, (h * stride) >>> 2);
-  const perRow = stride >>> 3;
-  const exact = doublesCompareBytes();
-  for (let y = 1; y < h; y++) pushRowChanges(words, halves, y * perRow, (y - 1) * perRow, perRow, 0, y, out, exact);
+  const words = new Int32Array(bytes.buffer, bytes.byteOffset, (h * stride) >>> 2);
+  const perRow = stride >>> 2;
+  for (let y = 1; y < h; y++) pushRowChanges(words, y * perRow, (y - 1) * perRow, perRow, 0, y, out);
 }
 
 /**
- * Pushes (x0 + x, y) for every byte x where the two rows of `perRow` 8-byte words at word offsets a and b of
- * `words` differ (`halves` views the same bytes as 32-bit words). Compares 32 bytes per branch as doubles when
- * `exact` (doublesCompareBytes(), asked once per mask), otherwise word by word on the halves; the bytes of a
- * differing word come from the xor of its halves, lowest first (little-endian: byte n is bits 8n..8n+7).
+ * Pushes (x0 + x, y) for every byte x where the two rows of `perRow` 32-bit words at word offsets a and b of
+ * `words` differ. Compares 8 words (32 bytes) per branch; the bytes of a differing word come from the xor of the
+ * two, lowest first (little-endian: byte n is bits 8n..8n+7). Not as doubles: where native code has turned on
+ * denormals-are-zero for the thread, many different 0/1 byte patterns compare equal as doubles.
  */
-export function pushRowChanges(words: Float64Array, halves: Int32Array, a: number, b: number, perRow: number, x0: number, y: number, out: Transitions, exact: boolean): void {
-  const quads = exact ? perRow & ~3 : 0;
-  for (let j = 0; j < perRow; j += 4) {
-    if (j < quads && words[a + j] === words[b + j] && words[a + j + 1] === words[b + j + 1] &&
-      words[a + j + 2] === words[b + j + 2] && words[a + j + 3] === words[b + j + 3]) continue;
-    const j1 = Math.min(perRow, j + 4);
+export function pushRowChanges(words: Int32Array, a: number, b: number, perRow: number, x0: number, y: number, out: Transitions): void {
+  const blocks = perRow & ~7;
+  for (let j = 0; j < perRow; j += 8) {
+    if (j < blocks && words[a + j] === words[b + j] && words[a + j + 1] === words[b + j + 1] &&
+      words[a + j + 2] === words[b + j + 2] && words[a + j + 3] === words[b + j + 3] &&
+      words[a + j + 4] === words[b + j + 4] && words[a + j + 5] === words[b + j + 5] &&
+      words[a + j + 6] === words[b + j + 6] && words[a + j + 7] === words[b + j + 7]) continue;
+    const j1 = Math.min(perRow, j + 8);
     for (let i = j; i < j1; i++) {
-      if (exact && words[a + i] === words[b + i]) continue;
-      for (let half = 0; half < 2; half++) {
-        let d = halves[2 * (a + i) + half]! ^ halves[2 * (b + i) + half]!;
-        while (d !== 0) {
-          const byte = (31 - Math.clz32(d & -d)) >>> 3;
-          out.push(x0 + i * 8 + half * 4 + byte, y);
-          d &= ~(0xff << (byte << 3));
-        }
+      let d = words[a + i]! ^ words[b + i]!;
+      while (d !== 0) {
+        const byte = (31 - Math.clz32(d & -d)) >>> 3;
+        out.push(x0 + i * 4 + byte, y);
+        d &= ~(0xff << (byte << 3));
       }
     }
   }

@@ -2,7 +2,7 @@
 // detections.
 import type { Detection, Rle } from '../../../contracts/result.js';
 import { sigmoid } from '../numerics.js';
-import { doublesCompareBytes, encodeRle, pushRowChanges, Transitions, type BinaryMask } from '../rle.js';
+import { encodeRle, pushRowChanges, Transitions, type BinaryMask } from '../rle.js';
 import { MaskResizer } from './geometry.js';
 import type { Box, Outputs } from './types.js';
 
@@ -23,21 +23,20 @@ export interface ScoredMask {
   rle: () => Rle;
 }
 
-// One row of logits, two rows of the binary mask (8-byte aligned, zero padded: compared 8 pixels at a time) and
+// One row of logits, two rows of the binary mask (4-byte aligned, zero padded: compared 4 pixels at a time) and
 // the bottom row, reused by every query (post-processing runs one query at a time).
 interface RowBuffers {
   line: Float32Array;
   mask: Uint8Array;
-  words: Float64Array;
-  halves: Int32Array;
+  words: Int32Array;
   bottom: Uint8Array;
 }
 let buffers: RowBuffers | undefined;
 
 function rowBuffers(n: number): RowBuffers {
   if (!buffers || buffers.line.length < n) {
-    const mask = new Uint8Array(2 * ((n + 7) & ~7));
-    buffers = { line: new Float32Array(n), mask, words: new Float64Array(mask.buffer), halves: new Int32Array(mask.buffer), bottom: new Uint8Array(n) };
+    const mask = new Uint8Array(2 * ((n + 3) & ~3));
+    buffers = { line: new Float32Array(n), mask, words: new Int32Array(mask.buffer), bottom: new Uint8Array(n) };
   }
   return buffers;
 }
@@ -61,8 +60,8 @@ export function scoredMask(resizer: MaskResizer, masks: Float32Array, q: number,
   const ww = c1 - c0;
   const rows = resizer.rows(masks, q, win);
   const spans = resizer.rowSpans(masks, q, threshold, win);
-  const { line, mask, words, halves, bottom } = rowBuffers(ww);
-  const perRow = (ww + 7) >>> 3;
+  const { line, mask, words, bottom } = rowBuffers(ww);
+  const perRow = (ww + 3) >>> 2;
   // row 0 follows the bottom row of the previous column in column-major order
   bottom.fill(0, 0, ww);
   if (runs && r1 === h) {
@@ -79,13 +78,12 @@ export function scoredMask(resizer: MaskResizer, masks: Float32Array, q: number,
   };
   if (runs && r0 > 0) topRow(-1, runs);
   mask.fill(0); // the row above the window is empty
-  const exact = doublesCompareBytes();
   let cur = 0; // word offset of the current row; the previous one is the other
   let area = 0;
   let sum = 0;
   for (let y = r0; y < r1; y++) {
     const x0 = spans[2 * (y - r0)]!, x1 = spans[2 * (y - r0) + 1]!;
-    const o = cur * 8;
+    const o = cur * 4;
     mask.fill(0, o, o + ww);
     if (x0 < x1) rows.row(y, line, 0, x0, x1);
     for (let c = x0; c < x1; c++) {
@@ -98,13 +96,13 @@ export function scoredMask(resizer: MaskResizer, masks: Float32Array, q: number,
     }
     const prev = perRow - cur;
     if (runs && y === 0) topRow(o, runs);
-    else if (runs) pushRowChanges(words, halves, cur, prev, perRow, c0, y, runs, exact);
+    else if (runs) pushRowChanges(words, cur, prev, perRow, c0, y, runs);
     cur = prev;
   }
   if (runs && r1 < h) {
     // row r1, below the window, is empty
-    mask.fill(0, cur * 8, (cur + perRow) * 8);
-    pushRowChanges(words, halves, cur, perRow - cur, perRow, c0, r1, runs, exact);
+    mask.fill(0, cur * 4, (cur + perRow) * 4);
+    pushRowChanges(words, cur, perRow - cur, perRow, c0, r1, runs);
   }
   result.area = area;
   result.inside = Math.fround(Math.fround(sum) / Math.fround(area + 1e-6));
