@@ -9,13 +9,34 @@ import { WebhookAttempt, WebhookEvent, webhookEnvelope } from './webhook.js';
 
 export const JOB_VIEW_SCHEMA_VERSION = '1';
 
-export const JOB_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'canceled', 'expired'] as const;
+/** retrying: between attempts, after a backing service did not answer, a worker was lost or processing failed
+ *  (`retry` says which and when the next attempt is due). */
+export const JOB_STATUSES = ['queued', 'running', 'retrying', 'succeeded', 'failed', 'canceled', 'expired'] as const;
 export const JobStatus = z.enum(JOB_STATUSES);
 export type JobStatus = z.infer<typeof JobStatus>;
 export const TERMINAL_STATUSES: readonly JobStatus[] = ['succeeded', 'failed', 'canceled', 'expired'];
 export const isTerminal = (s: JobStatus): boolean => TERMINAL_STATUSES.includes(s);
 
 export const Stage = z.enum(STAGES);
+
+export const RetryReason = z.enum([
+  'storage-unavailable', // storage did not answer: the job waits for it (within its deadline) without spending attempts
+  'worker-lost', // the worker running it stopped beating; another worker takes it over
+  'processing-failed', // an attempt failed; the next one is due at next_attempt_at
+]);
+export type RetryReason = z.infer<typeof RetryReason>;
+
+export const Retry = z.object({
+  reason: RetryReason,
+  /** What happened, in the API's terms. */
+  detail: z.string(),
+  /** When the job began waiting for this reason. */
+  since: z.string(),
+  /** When the next attempt is due (at the latest); null when another worker takes the job as soon as BullMQ
+   *  sees its lock expire. */
+  next_attempt_at: z.string().nullable(),
+});
+export type Retry = z.infer<typeof Retry>;
 
 export const JobView = z.object({
   id: z.string(),
@@ -34,6 +55,8 @@ export const JobView = z.object({
   cancel_requested: z.boolean(),
   /** Processing attempts started (retries after transient failures and stalled-job recovery count). */
   attempts: z.number().int().nonnegative(),
+  /** Set while status is retrying. */
+  retry: Retry.nullable(),
   timings_ms: z.record(z.string(), z.number().nonnegative()),
   error: Problem.nullable(),
   /** Storage key of the full result JSON once succeeded. */

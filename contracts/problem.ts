@@ -35,5 +35,19 @@ export const jobProblems = {
   unsupportedPayload: (detail: string): Problem => problem('unsupported-job-version', 'Unsupported job payload', 422, detail),
   inputMissing: (key: string): Problem =>
     problem('input-missing', 'Input image missing', 422, `the input image ${key} is not in storage (expired or deleted)`),
+  /** `detail` is for the user: what failed in their terms, never an internal address or stack. */
   internal: (detail: string): Problem => problem('processing-failed', 'Processing failed', 500, detail),
+  storageUnavailable: (until: 'deadline' | 'window'): Problem =>
+    problem('storage-unavailable', 'Storage unavailable', 503, until === 'deadline'
+      ? 'the image and result storage did not answer before the job\'s deadline; submit the job again'
+      : 'the image and result storage did not answer for as long as a job may wait; submit the job again'),
 };
+
+/** Public details of the internal failures (the cause goes to the worker's log with the job and request id). */
+export const PUBLIC_DETAIL = {
+  processing: (attempts: number) => `the model could not process the image (${attempts} ${attempts === 1 ? 'attempt' : 'attempts'})`,
+  invalidResult: 'the model produced an invalid result',
+  workerLost: 'the workers processing the job stopped responding too many times',
+  workerStopped: 'the worker running the job stopped responding; another worker takes it over',
+  storageWait: 'the image and result storage is not answering; the job waits for it without spending attempts',
+} as const;

@@ -57,6 +57,13 @@ export function startHeartbeat(
   };
 }
 
+/** The heartbeat of `workerId` while it has not expired, else null. */
+export async function liveHeartbeat(redis: Redis, prefix: string, workerId: string): Promise<WorkerHeartbeat | null> {
+  const raw = await redis.hget(redisKeys(prefix).workers, workerId);
+  const hb = raw ? (JSON.parse(raw) as WorkerHeartbeat) : null;
+  return hb && Date.parse(hb.expires_at) > Date.now() ? hb : null;
+}
+
 /** Workers whose heartbeat has not expired; expired entries are removed. */
 export async function listLiveWorkers(redis: Redis, prefix: string): Promise<WorkerHeartbeat[]> {
   const key = redisKeys(prefix).workers;

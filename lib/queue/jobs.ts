@@ -3,10 +3,11 @@
 import type { Queue } from 'bullmq';
 import type { JobPayload } from '../../contracts/job.js';
 import { isTerminal, type JobView } from '../../contracts/job-view.js';
-import { jobProblems } from '../../contracts/problem.js';
+import { jobProblems, PUBLIC_DETAIL } from '../../contracts/problem.js';
 import { BullmqAddTemplate } from '../redis/bullmq-add.js';
 import { runScript, submitJob, type SubmitJobInput } from '../redis/scripts.js';
 import { newJobView, newRecordFields } from './job-record.js';
+import { liveHeartbeat } from './heartbeat.js';
 import { TerminalWaiter } from './terminal-waiter.js';
 import type { JobTransitions } from './transitions.js';
 
@@ -43,6 +44,15 @@ export interface Jobs {
 }
 
 export function createJobs(t: JobTransitions, queue: Queue, retentionS: number): Jobs {
+  /** A running job whose worker stopped beating reads as retrying at once: BullMQ hands it to another worker
+   *  only when its lock expires (WORKER_LOCK_MS), and until then "running" would be untrue. */
+  async function workerLost(view: JobView): Promise<JobView> {
+    const [workerId] = await t.redis.hmget(t.keys.job(view.id), 'worker_id');
+    if (!workerId || (await liveHeartbeat(t.redis, t.prefix, workerId))) return view;
+    const retry = { reason: 'worker-lost' as const, detail: PUBLIC_DETAIL.workerStopped, since: new Date().toISOString(), next_attempt_at: null };
+    return { ...view, status: 'retrying', retry };
+  }
+
   const waiter = new TerminalWaiter(t.redis, t.keys.terminalChannel);
   let bullmqAdd: Promise<BullmqAddTemplate> | undefined;
 
@@ -79,11 +89,13 @@ export function createJobs(t: JobTransitions, queue: Queue, retentionS: number):
       if (view && view.status === 'queued' && Date.parse(view.deadline_at) < Date.now()) {
         return (await t.expire(id, view.deadline_at))?.view ?? null;
       }
+      if (view?.status === 'running') return workerLost(view);
       return view;
     },
 
     async cancel(id) {
-      const r = await t.finish(id, ['queued'], 'canceled', { error: JSON.stringify(jobProblems.canceledByUser()) });
+      // A job between attempts is canceled at once too; its delayed queue entry is dropped with it.
+      const r = await t.finish(id, ['queued', 'retrying'], 'canceled', { error: JSON.stringify(jobProblems.canceledByUser()), cancel_requested: '1' });
       if (!r || r.applied || r.view.status !== 'running') return r?.view ?? null;
       const flagged = await t.apply(id, { from: ['running'], set: { cancel_requested: '1' } });
       return flagged?.view ?? null;

@@ -3,7 +3,7 @@
 import type { Stage } from '../../contracts/job.js';
 import type { Problem } from '../../contracts/problem.js';
 import type { PerceptionResult } from '../../contracts/result.js';
-import type { JobView } from '../../contracts/job-view.js';
+import type { JobView, Retry } from '../../contracts/job-view.js';
 import type { WebhookAttempt } from '../../contracts/webhook.js';
 import { appendWebhookAttempt, runScript } from '../redis/scripts.js';
 import type { JobTransitions, Transitioned } from './transitions.js';
@@ -17,9 +17,13 @@ export interface SucceededOutcome {
 }
 
 export interface JobLifecycle {
-  /** queued|running -> running (running again after a retry or a stalled worker). Null when the job is
-   *  gone or already terminal: the worker must skip it. firstStart: this call started it (job.started). */
+  /** queued|running|retrying -> running (running again after a retry or a stalled worker). Null when the job
+   *  is gone or already terminal: the worker must skip it. firstStart: this call started it (job.started). */
   markRunning(id: string, workerId: string): Promise<{ view: JobView; firstStart: boolean } | null>;
+  /** running -> retrying: the attempt ended without an outcome and the job waits for its next one. */
+  markRetrying(id: string, retry: Retry): Promise<Transitioned | null>;
+  /** When the job began waiting for storage (set by the first call, kept across attempts); null unless running. */
+  outageSince(id: string): Promise<number | null>;
   /** Records the stage now starting, progress and timings so far; false when the job is no longer running. */
   setStage(id: string, stage: Stage, progress: number, timings: Record<string, number>): Promise<boolean>;
   /** Why a running job should stop now, or null. */
@@ -40,16 +44,25 @@ export function createJobLifecycle(t: JobTransitions, resultInlineMaxBytes: numb
   return {
     async markRunning(id, workerId) {
       const r = await t.apply(id, {
-        from: ['queued', 'running'],
+        from: ['queued', 'running', 'retrying'],
         to: 'running',
         setnx: { started_at: new Date().toISOString() },
-        set: { worker_id: workerId },
+        set: { worker_id: workerId, retry: '' },
         incr: ['attempts'],
       });
       if (!r || !r.applied) return null;
       const firstStart = r.previous === 'queued';
       if (firstStart) await t.emit(r.view, 'job.started');
       return { view: r.view, firstStart };
+    },
+
+    async markRetrying(id, retry) {
+      return t.apply(id, { from: ['running'], to: 'retrying', set: { retry: JSON.stringify(retry) } });
+    },
+
+    async outageSince(id) {
+      const r = await t.apply(id, { from: ['running'], setnx: { waiting_since: String(Date.now()) } });
+      return r?.applied ? Number(r.fields.waiting_since) : null;
     },
 
     async setStage(id, stage, progress, timings) {
@@ -77,11 +90,11 @@ export function createJobLifecycle(t: JobTransitions, resultInlineMaxBytes: numb
     },
 
     markFailed(id, problem, timings) {
-      return t.finish(id, ['queued', 'running'], 'failed', { error: JSON.stringify(problem), ...timingsField(timings) });
+      return t.finish(id, ['queued', 'running', 'retrying'], 'failed', { error: JSON.stringify(problem), ...timingsField(timings) });
     },
 
     markCanceled(id, problem, timings) {
-      return t.finish(id, ['queued', 'running'], 'canceled', { error: JSON.stringify(problem), ...timingsField(timings) });
+      return t.finish(id, ['queued', 'running', 'retrying'], 'canceled', { error: JSON.stringify(problem), ...timingsField(timings) });
     },
 
     async markExpired(id) {

@@ -12,14 +12,20 @@ const Env = z.object({
   JOB_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(4),
   /** First retry delay of a perception job; doubles per attempt. */
   JOB_BACKOFF_MS: ms(2_000),
+  /** How long a job may wait for storage that does not answer (within its deadline) before it fails; waiting
+   *  spends none of its attempts. Retries start at JOB_BACKOFF_MS and double up to STORAGE_RETRY_MAX_MS. */
+  STORAGE_WAIT_MS: ms(15 * 60_000),
+  STORAGE_RETRY_MAX_MS: ms(30_000),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(1),
-  /** A job whose lock is not renewed for this long counts as stalled and is handed to another worker. */
-  WORKER_LOCK_MS: ms(30_000),
-  WORKER_STALLED_INTERVAL_MS: ms(15_000),
+  /** A job whose lock is not renewed for this long counts as stalled and is handed to another worker (the lock
+   *  is renewed on the event loop, which inference never blocks: it runs in a worker thread). */
+  WORKER_LOCK_MS: ms(10_000),
+  WORKER_STALLED_INTERVAL_MS: ms(5_000),
   /** Times a job may stall (its worker died) before it fails. */
   WORKER_MAX_STALLED: z.coerce.number().int().min(0).max(10).default(2),
-  /** A live worker refreshes its heartbeat this often; readiness trusts it for 3 intervals. */
-  HEARTBEAT_MS: ms(5_000),
+  /** A live worker refreshes its heartbeat this often; readiness, and the job view of its running jobs, trust
+   *  it for 3 intervals. */
+  HEARTBEAT_MS: ms(2_000),
   /** Webhook retries: exponential from BASE, capped at MAX, with jitter (defaults spread 12 attempts over 4–8 h). */
   WEBHOOK_BACKOFF_BASE_MS: ms(30_000),
   WEBHOOK_BACKOFF_MAX_MS: ms(2 * 3600_000),
@@ -30,6 +36,8 @@ export interface QueueSettings {
   prefix: string;
   jobAttempts: number;
   jobBackoffMs: number;
+  storageWaitMs: number;
+  storageRetryMaxMs: number;
   workerConcurrency: number;
   lockMs: number;
   stalledIntervalMs: number;
@@ -50,6 +58,8 @@ export function loadQueueSettings(env: Record<string, string | undefined> = proc
     prefix: e.QUEUE_PREFIX,
     jobAttempts: e.JOB_ATTEMPTS,
     jobBackoffMs: e.JOB_BACKOFF_MS,
+    storageWaitMs: e.STORAGE_WAIT_MS,
+    storageRetryMaxMs: e.STORAGE_RETRY_MAX_MS,
     workerConcurrency: e.WORKER_CONCURRENCY,
     lockMs: e.WORKER_LOCK_MS,
     stalledIntervalMs: e.WORKER_STALLED_INTERVAL_MS,

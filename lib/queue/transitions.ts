@@ -54,11 +54,16 @@ export class JobTransitions {
     return this.o.redis;
   }
 
+  get prefix(): string {
+    return this.o.prefix;
+  }
+
   emit(view: JobView, event: WebhookEvent): Promise<void> {
     return this.o.onEvent(view, event);
   }
 
-  async apply(id: string, spec: TransitionSpec): Promise<(Transitioned & { previous: string }) | null> {
+  /** Applies `spec`; also returns the record's raw fields (some, like waiting_since, are not in the view). */
+  async apply(id: string, spec: TransitionSpec): Promise<(Transitioned & { previous: string; fields: Record<string, string> }) | null> {
     const reply = (await runScript(this.o.redis, transitionJob, {
       recordKey: this.keys.job(id),
       attemptsKey: this.keys.webhookAttempts(id),
@@ -68,7 +73,8 @@ export class JobTransitions {
     })) as [number, string?, string[]?, string[]?];
     if (reply[0] === -1) return null;
     const [applied, previous, flat, attempts] = reply;
-    return { applied: applied === 1, previous: previous!, view: recordToView(pairsToFields(flat!), attempts!) };
+    const fields = pairsToFields(flat!);
+    return { applied: applied === 1, previous: previous!, fields, view: recordToView(fields, attempts!) };
   }
 
   /** Moves a job to a terminal status and does what follows from it: wake waiters, count, event. */
@@ -85,7 +91,7 @@ export class JobTransitions {
     if (r.applied) {
       await this.emit(r.view, TERMINAL_EVENT[to]);
       // The queue entry is only transport; drop it so a queued-then-canceled job is never picked up.
-      if (r.previous === 'queued') await this.removeQueueEntry(id);
+      if (r.previous === 'queued' || r.previous === 'retrying') await this.removeQueueEntry(id);
     }
     return { applied: r.applied, view: r.view };
   }

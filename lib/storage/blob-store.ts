@@ -14,6 +14,9 @@ export interface BlobStore {
   head(key: string): Promise<BlobHead | null>;
   /** Removes the object; removing a missing object is not an error. */
   delete(key: string): Promise<void>;
+  /** Resolves when the store can serve (the S3 bucket exists and the credentials reach it; the directory
+   *  exists); throws otherwise. /readyz checks it. */
+  ready(): Promise<void>;
 }
 
 /** Rejects keys that could escape a storage root or hide among driver metadata. */

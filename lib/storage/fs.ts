@@ -2,7 +2,8 @@
 // directory and is renamed over it, so readers never see a partial object. Content types live in a
 // parallel tree under `.meta/` (keys cannot contain dot-segments, so they cannot collide with it).
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { assertValidKey, type BlobHead, type BlobStore } from './blob-store.js';
 
@@ -66,6 +67,12 @@ export class FsBlobStore implements BlobStore {
       throw e;
     });
     return { size, contentType };
+  }
+
+  /** The root exists (made if missing, as the first write would) and this process may write it. */
+  async ready(): Promise<void> {
+    await mkdir(this.root, { recursive: true });
+    await access(this.root, constants.W_OK);
   }
 
   async delete(key: string): Promise<void> {

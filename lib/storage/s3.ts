@@ -10,6 +10,7 @@ import {
   S3Client,
   S3ServiceException,
 } from '@aws-sdk/client-s3';
+import { StorageUnavailableError } from '../outage.js';
 import { assertValidKey, type BlobHead, type BlobStore } from './blob-store.js';
 
 export interface S3StoreOptions {
@@ -19,9 +20,15 @@ export interface S3StoreOptions {
   forcePathStyle: boolean;
 }
 
+/** The object is missing. A missing bucket is not that: it is an outage (NoSuchBucket on GET; a HEAD
+ *  answer has no body to tell them apart, so head() reports both as missing and ready() checks the bucket). */
 function isNotFound(e: unknown): boolean {
-  if (!(e instanceof S3ServiceException)) return false;
+  if (!(e instanceof S3ServiceException) || e.name === 'NoSuchBucket') return false;
   return e.name === 'NoSuchKey' || e.name === 'NotFound' || e.$metadata.httpStatusCode === 404;
+}
+
+function bucketGone(e: unknown, bucket: string): unknown {
+  return e instanceof S3ServiceException && e.name === 'NoSuchBucket' ? new StorageUnavailableError(`bucket ${bucket} does not exist`) : e;
 }
 
 export class S3BlobStore implements BlobStore {
@@ -45,7 +52,9 @@ export class S3BlobStore implements BlobStore {
 
   async put(key: string, body: Buffer | Uint8Array | string, contentType: string): Promise<void> {
     assertValidKey(key);
-    await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: contentType }));
+    await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: contentType })).catch((e: unknown) => {
+      throw bucketGone(e, this.bucket);
+    });
   }
 
   async get(key: string): Promise<Buffer | null> {
@@ -55,7 +64,7 @@ export class S3BlobStore implements BlobStore {
       return Buffer.from(await out.Body!.transformToByteArray());
     } catch (e) {
       if (isNotFound(e)) return null;
-      throw e;
+      throw bucketGone(e, this.bucket);
     }
   }
 
@@ -66,6 +75,15 @@ export class S3BlobStore implements BlobStore {
       return { size: out.ContentLength ?? 0, contentType: out.ContentType ?? null };
     } catch (e) {
       if (isNotFound(e)) return null;
+      throw e;
+    }
+  }
+
+  async ready(): Promise<void> {
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+    } catch (e) {
+      if (e instanceof S3ServiceException && e.$metadata.httpStatusCode === 404) throw new StorageUnavailableError(`bucket ${this.bucket} does not exist`);
       throw e;
     }
   }

@@ -24,9 +24,9 @@ export function healthRoutes({ redis, store, registry, keyPrefix }: AppDeps): Ho
         await redis.ping();
         return undefined;
       }),
-      // A head of a key that need not exist proves the store answers (and, for S3, that credentials work).
+      // The bucket (or directory) exists and answers with these credentials; a lost bucket is not ready.
       check(async () => {
-        await store.head('readyz-probe');
+        await store.ready();
         return undefined;
       }),
       check(async () => {

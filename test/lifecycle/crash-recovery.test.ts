@@ -58,6 +58,14 @@ describe('worker crash', () => {
     });
     await until('job running on worker A', async () => (await q.jobs.get(p.job_id))?.stage === 'vision');
     await stopChild(a, 'SIGKILL');
+    // Within three heartbeats the view stops claiming the job runs.
+    const killedAt = Date.now();
+    const lost = await until('the job to read retrying', async () => {
+      const x = await q.jobs.get(p.job_id);
+      return x?.status === 'retrying' ? x : null;
+    });
+    expect(lost.retry?.reason).toBe('worker-lost');
+    expect(Date.now() - killedAt).toBeLessThan(3 * q.settings.heartbeatMs + 1_000);
 
     const b = startWorker(q, redisUrl());
     await waitForWorker(q.redis, q.settings.prefix, b);
@@ -94,7 +102,7 @@ describe('worker crash beyond the stall limit', () => {
     await waitForWorker(q.redis, q.settings.prefix, b);
     const v = await q.jobs.waitForTerminal(p.job_id, 30_000);
     expect(v).toMatchObject({ status: 'failed', attempts: 1, error: { type: '/problems/processing-failed', status: 500 } });
-    expect(v?.error?.detail).toMatch(/stalled/);
+    expect(v?.error?.detail).toMatch(/stopped responding too many times/);
   });
 });
 

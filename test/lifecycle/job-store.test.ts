@@ -3,7 +3,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JobView } from '../../contracts/job-view.js';
 import { jobProblems as problems } from '../../contracts/problem.js';
+import { listLiveWorkers, startHeartbeat } from '../../lib/queue/index.js';
 import { makePayload } from '../support/payloads.js';
+import { until } from '../support/wait.js';
 import { openQueueEnv, type QueueEnv } from '../support/queue-env.js';
 
 let q: QueueEnv;
@@ -67,12 +69,40 @@ describe('job store', () => {
     const canceled = await q.jobs.cancel(p.job_id);
     expect(canceled?.status).toBe('canceled');
     expect(canceled?.error?.type).toBe('/problems/job-canceled');
+    expect(canceled?.cancel_requested).toBe(true);
     expect((await waiting)?.status).toBe('canceled');
     expect(Date.now() - t0).toBeLessThan(5_000);
     expect(await q.queues.perception.getJob(p.job_id)).toBeUndefined();
     // Canceling again leaves it as it is; a worker can no longer start it.
     expect((await q.jobs.cancel(p.job_id))?.status).toBe('canceled');
     expect(await q.lifecycle.markRunning(p.job_id, 'w1')).toBeNull();
+  });
+
+  it('cancels a job between attempts at once, with its delayed queue entry', async () => {
+    const p = makePayload();
+    await q.submit(p);
+    await q.lifecycle.markRunning(p.job_id, 'w1');
+    const retry = { reason: 'processing-failed' as const, detail: 'x', since: new Date().toISOString(), next_attempt_at: null };
+    expect((await q.lifecycle.markRetrying(p.job_id, retry))?.view).toMatchObject({ status: 'retrying', retry });
+    const canceled = await q.jobs.cancel(p.job_id);
+    expect(canceled).toMatchObject({ status: 'canceled', cancel_requested: true, error: { type: '/problems/job-canceled' } });
+    expect(await q.queues.perception.getJob(p.job_id)).toBeUndefined();
+    expect(await q.lifecycle.markRunning(p.job_id, 'w2')).toBeNull();
+  });
+
+  it('shows a running job whose worker stopped beating as retrying (worker-lost), and running while it beats', async () => {
+    const p = makePayload();
+    await q.submit(p);
+    await q.lifecycle.markRunning(p.job_id, 'w-beating');
+    const hb = startHeartbeat(q.redis, q.settings.prefix, { worker_id: 'w-beating', provider: 'cpu', model: { name: 'm', version: '1', variant: 'paper' } }, 200);
+    try {
+      await until('the heartbeat', async () => (await listLiveWorkers(q.redis, q.settings.prefix)).some((w) => w.worker_id === 'w-beating'));
+      expect((await q.jobs.get(p.job_id))?.status).toBe('running');
+    } finally {
+      await hb.stop();
+    }
+    const lost = await q.jobs.get(p.job_id);
+    expect(lost).toMatchObject({ status: 'retrying', retry: { reason: 'worker-lost', next_attempt_at: null } });
   });
 
   it('flags a running job for cancellation instead of finishing it', async () => {
@@ -118,11 +148,17 @@ describe('job store', () => {
   it('waitForTerminal returns the running job when the time runs out', async () => {
     const p = makePayload();
     await q.submit(p);
-    await q.lifecycle.markRunning(p.job_id, 'w1');
-    const t0 = Date.now();
-    const v = await q.jobs.waitForTerminal(p.job_id, 200);
-    expect(v?.status).toBe('running');
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(190);
+    await q.lifecycle.markRunning(p.job_id, 'w-alive');
+    const hb = startHeartbeat(q.redis, q.settings.prefix, { worker_id: 'w-alive', provider: 'cpu', model: { name: 'm', version: '1', variant: 'paper' } }, 1_000);
+    try {
+      await until('the heartbeat', async () => (await listLiveWorkers(q.redis, q.settings.prefix)).some((w) => w.worker_id === 'w-alive'));
+      const t0 = Date.now();
+      const v = await q.jobs.waitForTerminal(p.job_id, 200);
+      expect(v?.status).toBe('running');
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(190);
+    } finally {
+      await hb.stop();
+    }
   });
 
   it('records webhook attempts on the job', async () => {

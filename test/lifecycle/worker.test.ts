@@ -151,12 +151,42 @@ describe('perception worker', () => {
     expect(await s3.head(resultKey(p.job_id))).not.toBeNull();
   });
 
-  it('fails with a problem once the transient failure outlasts every attempt', async () => {
-    const flaky = new FlakyBlobStore(s3, 100);
+  it('waits for storage that does not answer without spending attempts, showing why, then succeeds', async () => {
+    const flaky = new FlakyBlobStore(s3, 2 * q.settings.jobAttempts);
     await startWorker(flaky);
     const p = await submit(q, s3, image);
+    const waiting = await until('the job to wait for storage', async () => {
+      const v = await q.jobs.get(p.job_id);
+      return v?.status === 'retrying' ? v : null;
+    });
+    expect(waiting.retry).toMatchObject({ reason: 'storage-unavailable', detail: expect.stringMatching(/storage is not answering/) });
+    expect(Date.parse(waiting.retry!.next_attempt_at!)).toBeGreaterThan(Date.parse(waiting.retry!.since));
+    const v = await q.jobs.waitForTerminal(p.job_id, 20_000);
+    expect(v).toMatchObject({ status: 'succeeded', error: null, retry: null });
+    expect(flaky.putAttempts).toBe(2 * q.settings.jobAttempts + 1);
+    expect((await q.queues.perception.getJob(p.job_id))?.attemptsMade ?? 0).toBeLessThan(q.settings.jobAttempts);
+  });
+
+  it('fails with storage-unavailable once storage stays down past the deadline, naming no internal address', async () => {
+    const flaky = new FlakyBlobStore(s3, 1000);
+    await startWorker(flaky);
+    const p = await submit(q, s3, image, { deadlineMs: 1_500 });
+    const v = await q.jobs.waitForTerminal(p.job_id, 20_000);
+    expect(v).toMatchObject({ status: 'failed', error: { type: '/problems/storage-unavailable', status: 503 } });
+    expect(v?.error?.detail).toMatch(/deadline/);
+    expect(JSON.stringify(v?.error)).not.toMatch(/injected|ECONN|\d+\.\d+\.\d+\.\d+/);
+  });
+
+  it('retries a model failure up to JOB_ATTEMPTS, reads retrying between attempts, and fails in the user\'s terms', async () => {
+    await startWorker();
+    const p = await submit(q, s3, image, { phrases: ['test:crash'] });
+    const between = await until('the job to be between attempts', async () => {
+      const v = await q.jobs.get(p.job_id);
+      return v?.status === 'retrying' ? v : null;
+    });
+    expect(between.retry).toMatchObject({ reason: 'processing-failed' });
     const v = await q.jobs.waitForTerminal(p.job_id, 20_000);
     expect(v).toMatchObject({ status: 'failed', attempts: q.settings.jobAttempts, error: { type: '/problems/processing-failed', status: 500 } });
-    expect(v?.error?.detail).toMatch(/injected storage outage.*after 4 attempts/);
+    expect(v?.error?.detail).toBe(`the model could not process the image (${q.settings.jobAttempts} attempts)`);
   });
 });

@@ -30,4 +30,8 @@ export class FlakyBlobStore implements BlobStore {
   delete(key: string): Promise<void> {
     return this.inner.delete(key);
   }
+
+  ready(): Promise<void> {
+    return this.inner.ready();
+  }
 }

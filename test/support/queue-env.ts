@@ -25,6 +25,7 @@ export function testQueueEnv(prefix = `t${randomBytes(4).toString('hex')}`): Rec
     QUEUE_PREFIX: prefix,
     JOB_ATTEMPTS: '4',
     JOB_BACKOFF_MS: '100',
+    STORAGE_RETRY_MAX_MS: '300',
     WORKER_LOCK_MS: '2000',
     WORKER_STALLED_INTERVAL_MS: '1000',
     WORKER_MAX_STALLED: '2',

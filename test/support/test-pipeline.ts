@@ -6,6 +6,8 @@
 //   env TEST_PIPELINE_STAGE_MS    delay per stage (default 0), applied to every job
 //   phrase "test:slow=<ms>"       delay per stage for this job
 //   phrase "test:invalid"         the pipeline rejects the input (PipelineInputError)
+//   phrase "test:crash"           the model fails (a plain Error naming an internal address, as a crashed
+//                                 runtime's message might)
 //   phrase "test:block=<ms>"      blocks the event loop that long in the vision stage, as inference on the
 //                                 main thread would (the failure the ONNX pipeline's worker thread prevents)
 import { createHash } from 'node:crypto';
@@ -72,6 +74,7 @@ export async function createPipeline(): Promise<PerceptionPipeline> {
     info: () => ({ provider: 'cpu', model: MODEL }),
     async run(input: PipelineInput, hooks: PipelineHooks): Promise<PerceptionResult> {
       if (phrasesOf(input.tasks).includes('test:invalid')) throw new PipelineInputError('test pipeline: input refused on request', '/tasks/0');
+      if (phrasesOf(input.tasks).includes('test:crash')) throw new Error('test pipeline: runtime at 10.1.2.3:7000 crashed');
       const delay = stageDelay(input.tasks);
       const timings: Record<string, number> = {};
       let size: { width?: number; height?: number } = {};

@@ -1,15 +1,18 @@
 // Processes one perception job: validate the payload, honour cancel and deadline, read the image,
 // run the pipeline with stage hooks, write the result (idempotent: keyed by job id), finish the record,
 // then render the overlay PNG.
-// Transient failures (storage, network, Redis) are rethrown so BullMQ retries them with backoff; bad input
-// fails the job at once with UnrecoverableError.
-import { UnrecoverableError, type Job } from 'bullmq';
+// Storage that does not answer holds the job (status retrying) and tries again with backoff until storage is
+// back, the wait (STORAGE_WAIT_MS) or the deadline runs out, spending none of its attempts; other failures are
+// rethrown so BullMQ retries them with backoff, up to JOB_ATTEMPTS; bad input fails the job at once with
+// UnrecoverableError. Public problems say what happened in the user's terms; causes go to the log.
+import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import { JOB_SCHEMA_VERSION, JobPayload, STAGES, type Stage } from '../../contracts/job.js';
 import { PerceptionResult } from '../../contracts/result.js';
 import type { Logger } from '../../lib/log.js';
 import type { MetricsRecorder } from '../../lib/metrics.js';
-import { jobProblems as problems } from '../../contracts/problem.js';
-import type { JobLifecycle, StopReason } from '../../lib/queue/index.js';
+import { jobProblems as problems, PUBLIC_DETAIL } from '../../contracts/problem.js';
+import { isDependencyOutage } from '../../lib/outage.js';
+import type { JobLifecycle, QueueSettings, StopReason } from '../../lib/queue/index.js';
 import { overlayKey, resultKey, type BlobStore } from '../../lib/storage/index.js';
 import { PipelineCanceled, PipelineInputError, type PerceptionPipeline } from '../pipeline/types.js';
 import type { OverlayRenderer } from './overlay-renderer.js';
@@ -24,6 +27,7 @@ export interface ProcessorDeps {
   log: Logger;
   /** Renders jobs/{id}/overlay.png after a success; absent: no overlays. */
   overlays?: OverlayRenderer;
+  retry: Pick<QueueSettings, 'jobBackoffMs' | 'storageWaitMs' | 'storageRetryMaxMs'>;
 }
 
 export type JobOutcome = 'succeeded' | 'failed' | 'canceled' | 'expired' | 'skipped';
@@ -48,13 +52,33 @@ async function parsePayload(job: Job, lifecycle: JobLifecycle): Promise<JobPaylo
   return parsed.data;
 }
 
-export function createPerceptionProcessor(deps: ProcessorDeps): (job: Job) => Promise<JobOutcome> {
+export function createPerceptionProcessor(deps: ProcessorDeps): (job: Job, token?: string) => Promise<JobOutcome> {
   const { lifecycle, blobs, pipeline, metrics, workerId } = deps;
 
-  return async (job) => {
+  /** Holds a job whose storage did not answer: true when it will be tried again (the caller throws
+   *  DelayedError), false when the wait or the deadline ran out and the job failed. */
+  async function waitForStorage(job: Job, token: string | undefined, p: JobPayload, timings: Record<string, number>): Promise<boolean> {
+    const id = p.job_id;
+    const now = Date.now();
+    const since = (await lifecycle.outageSince(id)) ?? now;
+    // Delays double from JOB_BACKOFF_MS: after waiting T, about log2(T / backoff + 1) tries were made.
+    const tries = Math.floor(Math.log2((now - since) / deps.retry.jobBackoffMs + 1));
+    const next = now + Math.min(deps.retry.storageRetryMaxMs, deps.retry.jobBackoffMs * 2 ** tries);
+    const until = next > Date.parse(p.deadline_at) ? 'deadline' : next - since > deps.retry.storageWaitMs ? 'window' : null;
+    if (until) {
+      await lifecycle.markFailed(id, problems.storageUnavailable(until), timings);
+      return false;
+    }
+    const retry = { reason: 'storage-unavailable' as const, detail: PUBLIC_DETAIL.storageWait, since: new Date(since).toISOString(), next_attempt_at: new Date(next).toISOString() };
+    if (!(await lifecycle.markRetrying(id, retry))?.applied) return false;
+    await job.moveToDelayed(next, token);
+    return true;
+  }
+
+  return async (job, token) => {
     const p = await parsePayload(job, lifecycle);
     const id = p.job_id;
-    const log = deps.log.child({ job_id: id, request_id: p.request_id, attempt: job.attemptsMade + 1 });
+    let log = deps.log.child({ job_id: id, request_id: p.request_id });
 
     if (Date.parse(p.deadline_at) < Date.now()) {
       // Waiting past the deadline expires the job; a retry that resumes past it cancels the running job.
@@ -63,7 +87,7 @@ export function createPerceptionProcessor(deps: ProcessorDeps): (job: Job) => Pr
         log.info('job expired before it started');
         return 'expired';
       }
-      if (expired?.view.status === 'running') {
+      if (expired?.view.status === 'running' || expired?.view.status === 'retrying') {
         await lifecycle.markCanceled(id, problems.deadlineExceeded(p.deadline_at));
         return 'canceled';
       }
@@ -75,6 +99,8 @@ export function createPerceptionProcessor(deps: ProcessorDeps): (job: Job) => Pr
       log.info('job already finished or gone; skipping');
       return 'skipped';
     }
+    // The record's count, which stalls and storage waits advance too, so logs and API agree.
+    log = log.child({ attempt: started.view.attempts });
 
     const clock = new StageClock();
     let stopReason: StopReason | null = null;
@@ -104,6 +130,8 @@ export function createPerceptionProcessor(deps: ProcessorDeps): (job: Job) => Pr
       const result = await pipeline.run({ jobId: id, image, tasks: p.tasks, caption: p.caption }, { onStage, shouldStop });
       const checked = PerceptionResult.safeParse(result);
       if (!checked.success) {
+        log.error({ issue: checked.error.issues[0] }, 'pipeline returned an invalid result');
+        await lifecycle.markFailed(id, problems.internal(PUBLIC_DETAIL.invalidResult), clock.timings);
         throw new UnrecoverableError(`pipeline returned an invalid result for job ${id}: ${checked.error.issues[0]?.message}`);
       }
       await checkpoint('store');
@@ -139,16 +167,21 @@ export function createPerceptionProcessor(deps: ProcessorDeps): (job: Job) => Pr
         log.info({ err: e.message }, 'job failed: invalid input');
         throw new UnrecoverableError(e.message);
       }
-      if (e instanceof UnrecoverableError) {
-        await lifecycle.markFailed(id, problems.internal(e.message), clock.timings);
-        throw e;
+      if (e instanceof UnrecoverableError) throw e;
+      if (isDependencyOutage(e)) {
+        log.warn({ err: e }, 'storage did not answer');
+        if (await waitForStorage(job, token, p, clock.timings)) throw new DelayedError();
+        log.error('job failed: storage did not come back in time');
+        throw new UnrecoverableError('storage unavailable');
       }
       const attempts = job.opts.attempts ?? 1;
       if (job.attemptsMade + 1 >= attempts) {
-        await lifecycle.markFailed(id, problems.internal(`${(e as Error).message} (after ${attempts} attempts)`), clock.timings);
+        await lifecycle.markFailed(id, problems.internal(PUBLIC_DETAIL.processing(attempts)), clock.timings);
         log.error({ err: e }, 'job failed after its last attempt');
       } else {
-        log.warn({ err: e }, 'transient failure; BullMQ retries with backoff');
+        const next = new Date(Date.now() + deps.retry.jobBackoffMs * 2 ** job.attemptsMade).toISOString();
+        await lifecycle.markRetrying(id, { reason: 'processing-failed', detail: PUBLIC_DETAIL.processing(job.attemptsMade + 1), since: new Date().toISOString(), next_attempt_at: next });
+        log.warn({ err: e }, 'processing failed; BullMQ retries with backoff');
       }
       throw e;
     }

@@ -7,7 +7,7 @@ import type { Redis } from 'ioredis';
 import { PERCEPTION_QUEUE } from '../../contracts/job.js';
 import type { Logger } from '../../lib/log.js';
 import { MetricsRecorder } from '../../lib/metrics.js';
-import { jobProblems as problems } from '../../contracts/problem.js';
+import { jobProblems as problems, PUBLIC_DETAIL } from '../../contracts/problem.js';
 import { startHeartbeat, type JobLifecycle, type QueueSettings } from '../../lib/queue/index.js';
 import type { BlobStore } from '../../lib/storage/index.js';
 import type { PerceptionPipeline } from '../pipeline/types.js';
@@ -46,6 +46,7 @@ export async function startPerceptionWorker(opts: PerceptionWorkerOptions): Prom
     workerId: id,
     log: log.child({ worker_id: id }),
     overlays,
+    retry: settings,
   });
   const worker = new Worker<unknown, JobOutcome>(PERCEPTION_QUEUE, processor, {
     connection: redis,
@@ -61,7 +62,11 @@ export async function startPerceptionWorker(opts: PerceptionWorkerOptions): Prom
     if (!job) return;
     void job
       .getState()
-      .then((state) => (state === 'failed' ? lifecycle.markFailed(String(job.id), problems.internal(err.message)) : null))
+      .then((state) => {
+        if (state !== 'failed') return null;
+        log.error({ job_id: job.id, err: err.message }, 'BullMQ failed the job');
+        return lifecycle.markFailed(String(job.id), problems.internal(PUBLIC_DETAIL.workerLost));
+      })
       .catch((e) => log.error({ err: e, job_id: job.id }, 'could not record a failed job'));
   });
   await worker.waitUntilReady();

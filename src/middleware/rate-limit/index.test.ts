@@ -4,13 +4,14 @@ import { Hono } from 'hono';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ApiKeyConfig, hashApiKey } from '../../../lib/config.js';
 import { createRedis } from '../../../lib/redis/index.js';
+import { redisUrl } from '../../../test/support/queue-env.js';
 import { RateLimiter } from '../../admission/rate-limit.js';
 import type { AppEnv } from '../../context.js';
 import { onError } from '../../problem.js';
 import { applyPendingHeaders } from '../../response-headers.js';
 import { rateLimit } from './index.js';
 
-const redis = createRedis(process.env.TEST_REDIS_URL!, 'client');
+const redis = createRedis(redisUrl(), 'client');
 afterAll(() => redis.quit());
 
 const key = ApiKeyConfig.parse({
