@@ -1,6 +1,9 @@
 // Liveness, readiness (Redis, storage, a live worker heartbeat), metrics, docs and the OpenAPI route.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
 import { startHeartbeat } from '../../lib/queue/index.js';
+import { S3BlobStore } from '../../lib/storage/index.js';
+import { createApp } from '../../src/app.js';
 import { openApiYaml } from '../../src/schemas/openapi.js';
 import { KEYS, openHarness, png, problemOf, WORDS, type Harness } from './harness.js';
 
@@ -15,6 +18,15 @@ describe('health', () => {
     const res = await h.app.request('/healthz');
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ status: 'ok' });
+  });
+
+  it('/readyz fails its storage check when the bucket is gone (not "object missing")', async () => {
+    const gone = new S3BlobStore({ bucket: `gone-${randomBytes(4).toString('hex')}`, region: 'us-east-1', endpoint: process.env.TEST_S3_ENDPOINT, forcePathStyle: true });
+    const res = await createApp({ ...h.deps, store: gone }).request('/readyz');
+    expect(res.status).toBe(503);
+    const body = (await res.json()) as { checks: Record<string, { ok: boolean; detail?: string }> };
+    expect(body.checks.storage).toEqual({ ok: false, detail: expect.stringMatching(/bucket gone-\w+ does not exist/) });
+    expect(body.checks.redis!.ok).toBe(true);
   });
 
   it('/readyz is 503 without a live worker and 200 once a worker heartbeat is fresh', async () => {

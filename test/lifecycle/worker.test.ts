@@ -5,7 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { PerceptionResult } from '../../contracts/result.js';
 import { createLogger } from '../../lib/log.js';
 import sharp from 'sharp';
-import { overlayKey, resultKey, type BlobStore, type S3BlobStore } from '../../lib/storage/index.js';
+import { overlayKey, resultKey, S3BlobStore, type BlobStore } from '../../lib/storage/index.js';
 import { startPerceptionWorker, type PerceptionWorker } from '../../workers/perception/worker.js';
 import type { JobOutcome } from '../../workers/perception/processor.js';
 import { FlakyBlobStore } from '../support/flaky-blob-store.js';
@@ -165,6 +165,17 @@ describe('perception worker', () => {
     expect(v).toMatchObject({ status: 'succeeded', error: null, retry: null });
     expect(flaky.putAttempts).toBe(2 * q.settings.jobAttempts + 1);
     expect((await q.queues.perception.getJob(p.job_id))?.attemptsMade ?? 0).toBeLessThan(q.settings.jobAttempts);
+  });
+
+  it('a lost bucket holds the job as storage-unavailable instead of failing it as "input missing"', async () => {
+    await startWorker(new S3BlobStore({ bucket: `gone-${Date.now()}`, region: 'us-east-1', endpoint: process.env.TEST_S3_ENDPOINT, forcePathStyle: true }));
+    const p = await submit(q, s3, image);
+    const v = await until('the job to wait for storage', async () => {
+      const x = await q.jobs.get(p.job_id);
+      return x && x.status !== 'queued' && x.status !== 'running' ? x : null;
+    });
+    expect(v).toMatchObject({ status: 'retrying', error: null, retry: { reason: 'storage-unavailable' } });
+    expect((await q.jobs.cancel(p.job_id))?.status).toBe('canceled');
   });
 
   it('fails with storage-unavailable once storage stays down past the deadline, naming no internal address', async () => {
