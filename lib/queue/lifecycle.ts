@@ -3,7 +3,7 @@
 import type { Stage } from '../../contracts/job.js';
 import type { Problem } from '../../contracts/problem.js';
 import type { PerceptionResult } from '../../contracts/result.js';
-import type { JobView, Retry } from '../../contracts/job-view.js';
+import { JOB_STATUSES, type JobView, type Retry } from '../../contracts/job-view.js';
 import type { WebhookAttempt } from '../../contracts/webhook.js';
 import { appendWebhookAttempt, runScript } from '../redis/scripts.js';
 import type { JobTransitions, Transitioned } from './transitions.js';
@@ -35,6 +35,9 @@ export interface JobLifecycle {
   markExpired(id: string): Promise<Transitioned | null>;
   /** The webhook sender's record of one delivery attempt, listed on the job's view. */
   recordWebhookAttempt(id: string, attempt: WebhookAttempt): Promise<void>;
+  /** After a 410 Gone: no more events of this job are sent. */
+  disableWebhook(id: string): Promise<void>;
+  webhookDisabled(id: string): Promise<boolean>;
 }
 
 const timingsField = (timings?: Record<string, number>): Record<string, string> =>
@@ -100,6 +103,14 @@ export function createJobLifecycle(t: JobTransitions, resultInlineMaxBytes: numb
     async markExpired(id) {
       const view = await t.read(id);
       return view ? t.expire(id, view.deadline_at) : null;
+    },
+
+    async disableWebhook(id) {
+      await t.apply(id, { from: [...JOB_STATUSES], set: { webhook_gone: '1' } });
+    },
+
+    async webhookDisabled(id) {
+      return (await t.redis.hget(t.keys.job(id), 'webhook_gone')) === '1';
     },
 
     async recordWebhookAttempt(id, attempt) {

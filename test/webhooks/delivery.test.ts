@@ -114,6 +114,60 @@ describe('webhook delivery', () => {
     expect(receiver.on('/gone')).toHaveLength(1);
   });
 
+  it("a 410 disables the job's endpoint: its later events are refused, not sent", async () => {
+    const url = receiver.script('/gone-then', [{ status: 410 }, { status: 200 }]);
+    const p = makePayload({ webhook: { url, events: ['job.started', 'job.succeeded'] } });
+    await q.submit(p);
+    await q.lifecycle.markRunning(p.job_id, 'w');
+    const [started] = await attemptsOf(p.job_id, 1);
+    expect(started).toMatchObject({ event: 'job.started', outcome: 'gone' });
+    await q.lifecycle.markSucceeded(p.job_id, { resultKey: `jobs/${p.job_id}/result.json`, result: result(p.job_id), timings: {} });
+    const [, succeeded] = await attemptsOf(p.job_id, 2);
+    expect(succeeded).toMatchObject({ event: 'job.succeeded', outcome: 'refused', error: expect.stringMatching(/410 Gone to an earlier event/) });
+    expect(receiver.on('/gone-then')).toHaveLength(1);
+  });
+
+  it('every terminal status sends exactly one terminal event, even when it is reached twice', async () => {
+    const url = receiver.script('/terminal', [{ status: 200 }]);
+    const all = { webhook: { url, events: ['job.started', 'job.succeeded', 'job.failed', 'job.canceled', 'job.expired'] as const } };
+    const ends = {
+      succeeded: async (id: string) => {
+        await q.lifecycle.markRunning(id, 'w');
+        for (let i = 0; i < 2; i++) await q.lifecycle.markSucceeded(id, { resultKey: `jobs/${id}/result.json`, result: result(id), timings: {} });
+      },
+      failed: async (id: string) => {
+        for (let i = 0; i < 2; i++) await q.lifecycle.markFailed(id, problems.internal('boom'));
+      },
+      canceled: async (id: string) => {
+        for (let i = 0; i < 2; i++) await q.jobs.cancel(id);
+      },
+      expired: async (id: string) => {
+        await new Promise((r) => setTimeout(r, 60));
+        await q.jobs.get(id); // the gateway's read expires a queued job past its deadline
+        await q.lifecycle.markExpired(id); // and a worker finding it later changes nothing
+      },
+    };
+    const ids: Record<string, string> = {};
+    for (const [status, end] of Object.entries(ends)) {
+      const p = makePayload({ webhook: { url, events: [...all.webhook.events] }, deadlineMs: status === 'expired' ? 30 : 60_000 });
+      await q.submit(p);
+      await end(p.job_id);
+      ids[status] = p.job_id;
+      expect((await q.jobs.get(p.job_id))?.status).toBe(status);
+    }
+    await until('every terminal event', async () => receiver.on('/terminal').length >= 5 || null);
+    await new Promise((r) => setTimeout(r, 300));
+    const byJob = new Map<string, string[]>();
+    for (const r of receiver.on('/terminal')) {
+      const { type, data } = JSON.parse(r.body) as { type: string; data: { id: string } };
+      byJob.set(data.id, [...(byJob.get(data.id) ?? []), type]);
+    }
+    expect(byJob.get(ids.succeeded!)?.sort()).toEqual(['job.started', 'job.succeeded']);
+    expect(byJob.get(ids.failed!)).toEqual(['job.failed']);
+    expect(byJob.get(ids.canceled!)).toEqual(['job.canceled']);
+    expect(byJob.get(ids.expired!)).toEqual(['job.expired']);
+  });
+
   it('does not follow redirects: a 3xx is a failed attempt, retried until attempts run out', async () => {
     const target = receiver.script('/target', [{ status: 200 }]);
     const url = receiver.script('/redirect', [{ status: 302, headers: { location: target } }]);

@@ -1,5 +1,8 @@
 // The webhook delivery consumer: signs and sends each queued delivery, records every attempt on the job,
-// retries failures on the webhook queue's backoff (backoff.ts), stops on 410 and on refused targets.
+// retries failures on the webhook queue's backoff (backoff.ts), stops on 410 and on refused targets. A 410
+// disables the job's endpoint: the job's later events are recorded as refused, not sent. Events are delivered
+// each on its own (a retried job.started can arrive after job.succeeded); receivers order them by the job's
+// status or the body's `timestamp`.
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { WEBHOOK_QUEUE } from '../../contracts/job.js';
@@ -34,9 +37,13 @@ export function startWebhookWorker(o: WebhookWorkerOptions): Worker<WebhookDeliv
     const maxAttempts = job.opts.attempts ?? 1;
     const log = o.log.child({ job_id: d.job_id, webhook_id: d.webhook_id, event: d.event, attempt });
     const secret = o.secretFor(d.key_id);
-    const result = secret
-      ? await sendWebhook({ url: d.url, webhookId: d.webhook_id, body: d.body, secret, allowlist: o.allowlist, timeoutMs: o.timeoutMs })
-      : { outcome: 'refused' as const, status_code: null, duration_ms: 0, error: `no webhook secret for key ${d.key_id}` };
+    const refused = (error: string) => ({ outcome: 'refused' as const, status_code: null, duration_ms: 0, error });
+    const result = !secret
+      ? refused(`no webhook secret for key ${d.key_id}`)
+      : (await o.lifecycle.webhookDisabled(d.job_id))
+        ? refused('the receiver answered 410 Gone to an earlier event of this job: no more events are sent')
+        : await sendWebhook({ url: d.url, webhookId: d.webhook_id, body: d.body, secret, allowlist: o.allowlist, timeoutMs: o.timeoutMs });
+    if (result.outcome === 'gone') await o.lifecycle.disableWebhook(d.job_id);
     const retry = result.outcome === 'failed' && attempt < maxAttempts;
     await o.lifecycle.recordWebhookAttempt(d.job_id, {
       event: d.event,
