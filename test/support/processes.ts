@@ -52,10 +52,12 @@ export class PrivateRedis {
   private constructor(
     readonly port: number,
     readonly dir: string,
+    /** AOF fsync policy: `everysec` is Redis's default and what production runs (docs/deploy.md). */
+    private readonly fsync: 'always' | 'everysec',
   ) {}
 
-  static async start(): Promise<PrivateRedis> {
-    const r = new PrivateRedis(await freePort(), mkdtempSync(path.join(os.tmpdir(), 'mvp-private-redis-')));
+  static async start(fsync: 'always' | 'everysec' = 'always'): Promise<PrivateRedis> {
+    const r = new PrivateRedis(await freePort(), mkdtempSync(path.join(os.tmpdir(), 'mvp-private-redis-')), fsync);
     await r.restart();
     return r;
   }
@@ -67,7 +69,7 @@ export class PrivateRedis {
   async restart(): Promise<void> {
     this.child = spawn('redis-server', [
       '--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--save', '',
-      '--appendonly', 'yes', '--appendfsync', 'always', '--maxmemory-policy', 'noeviction',
+      '--appendonly', 'yes', '--appendfsync', this.fsync, '--maxmemory-policy', 'noeviction',
     ], { stdio: 'ignore' });
     await until(`redis-server on ${this.port}`, () => redisAnswers(this.url));
   }
