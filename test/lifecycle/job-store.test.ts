@@ -16,6 +16,17 @@ afterAll(async () => {
   await q.close();
 });
 
+/** Runs `fn` while worker `workerId` has a live heartbeat, as a running worker does. */
+async function whileBeating(workerId: string, fn: () => Promise<void>): Promise<void> {
+  const hb = startHeartbeat(q.redis, q.settings.prefix, { worker_id: workerId, provider: 'cpu', model: { name: 'm', version: '1', variant: 'paper' } }, 500);
+  try {
+    await until('the heartbeat', async () => (await listLiveWorkers(q.redis, q.settings.prefix)).some((w) => w.worker_id === workerId));
+    await fn();
+  } finally {
+    await hb.stop();
+  }
+}
+
 describe('job store', () => {
   it('creates a queued job with its queue entry and reads it back as a valid view', async () => {
     const p = makePayload({ metadata: { order: '42' }, webhook: { url: 'https://example.com/hook', events: ['job.succeeded'] } });
@@ -94,13 +105,7 @@ describe('job store', () => {
     const p = makePayload();
     await q.submit(p);
     await q.lifecycle.markRunning(p.job_id, 'w-beating');
-    const hb = startHeartbeat(q.redis, q.settings.prefix, { worker_id: 'w-beating', provider: 'cpu', model: { name: 'm', version: '1', variant: 'paper' } }, 200);
-    try {
-      await until('the heartbeat', async () => (await listLiveWorkers(q.redis, q.settings.prefix)).some((w) => w.worker_id === 'w-beating'));
-      expect((await q.jobs.get(p.job_id))?.status).toBe('running');
-    } finally {
-      await hb.stop();
-    }
+    await whileBeating('w-beating', async () => expect((await q.jobs.get(p.job_id))?.status).toBe('running'));
     const lost = await q.jobs.get(p.job_id);
     expect(lost).toMatchObject({ status: 'retrying', retry: { reason: 'worker-lost', next_attempt_at: null } });
   });
@@ -149,16 +154,12 @@ describe('job store', () => {
     const p = makePayload();
     await q.submit(p);
     await q.lifecycle.markRunning(p.job_id, 'w-alive');
-    const hb = startHeartbeat(q.redis, q.settings.prefix, { worker_id: 'w-alive', provider: 'cpu', model: { name: 'm', version: '1', variant: 'paper' } }, 1_000);
-    try {
-      await until('the heartbeat', async () => (await listLiveWorkers(q.redis, q.settings.prefix)).some((w) => w.worker_id === 'w-alive'));
+    await whileBeating('w-alive', async () => {
       const t0 = Date.now();
       const v = await q.jobs.waitForTerminal(p.job_id, 200);
       expect(v?.status).toBe('running');
       expect(Date.now() - t0).toBeGreaterThanOrEqual(190);
-    } finally {
-      await hb.stop();
-    }
+    });
   });
 
   it('records webhook attempts on the job', async () => {
