@@ -46,7 +46,11 @@ const Env = z.object({
   API_KEYS: z.string().optional(),
   /** Path of a JSON file holding the same array (preferred in production: a mounted secret). */
   API_KEYS_FILE: z.string().optional(),
-  /** Hosts (exact name, "*.suffix") or CIDRs that may be fetched even when private; http is allowed only for these. */
+  /** Hosts (exact name, "*.suffix"), IP addresses or CIDRs that image URLs and webhooks may reach even when
+   *  private; http is allowed only for these. A bare entry ("127.0.0.1", "localhost") allows EVERY port of the
+   *  host (Redis on 6379 included); "host:port" ("127.0.0.1:8443", "[::1]:9000", "localhost:3000",
+   *  "*.svc.local:8080") allows that port only and is the safe form for loopback and internal hosts. Parsed by
+   *  lib/net/ssrf.ts parseAllowlist (an invalid entry fails at start-up). */
   URL_ALLOWLIST: list,
   MAX_IMAGE_BYTES: int(20 * 1024 * 1024),
   MAX_IMAGE_PIXELS: int(40_000_000),

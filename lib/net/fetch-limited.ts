@@ -1,10 +1,12 @@
 // Outbound HTTP(S) for user-supplied URLs: SSRF-guarded (lib/net/ssrf.ts), a cap on response bytes, one
 // deadline for the whole exchange including redirects, and every redirect target checked again.
 // https only; http only for allowlisted hosts (local tests, internal receivers an operator permits).
+// Messages name the URL's host and an error code, never an address it resolved to (they reach the webhook
+// owner as an attempt's `error`); image URLs turn them into one generic answer (src/intake/url.ts).
 import http from 'node:http';
 import https from 'node:https';
 import tls from 'node:tls';
-import { checkUrlHost, guardedLookup, hostAllowlisted, SsrfError, type Allowlist } from './ssrf.js';
+import { checkUrlHost, guardedLookup, hostAllowlisted, SsrfError, urlPort, type Allowlist } from './ssrf.js';
 
 export type FetchErrorCode =
   | 'bad_url'
@@ -45,21 +47,27 @@ export interface FetchLimitedResponse {
   url: string;
 }
 
-function parseTarget(raw: string, list: Allowlist): URL {
+/** `redirectFrom`: the URL whose redirect led here (the messages then say so). Order of checks: the URL's form,
+ *  then its host (an IP literal or localhost name that is refused on any scheme), then its scheme. */
+function parseTarget(raw: string, list: Allowlist, redirectFrom?: URL): URL {
+  const via = redirectFrom ? `a redirect from ${redirectFrom.host} to ` : '';
   let url: URL;
   try {
     url = new URL(raw);
   } catch {
-    throw new FetchError('bad_url', `not a valid URL: ${raw}`);
+    throw new FetchError('bad_url', via ? `${via}an invalid URL` : `not a valid URL: ${raw}`);
   }
-  if (url.username || url.password) throw new FetchError('bad_url', 'URLs with credentials are not accepted');
-  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && hostAllowlisted(url.hostname, list))) {
-    throw new FetchError('scheme_refused', `scheme ${url.protocol} is not allowed for ${url.hostname} (use https)`);
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    throw new FetchError('scheme_refused', `${via}a ${url.protocol} URL is not allowed: only https (or http to an allowlisted host)`);
   }
+  if (url.username || url.password) throw new FetchError('bad_url', `${via}URLs with credentials are not accepted`);
   try {
     checkUrlHost(url, list);
   } catch (e) {
-    throw new FetchError('ssrf_refused', (e as Error).message);
+    throw new FetchError('ssrf_refused', `${via}${(e as Error).message}`);
+  }
+  if (url.protocol === 'http:' && !hostAllowlisted(url.hostname, list, urlPort(url))) {
+    throw new FetchError('scheme_refused', `${via}http to ${url.host} is not allowed: use https`);
   }
   return url;
 }
@@ -72,7 +80,7 @@ function requestOnce(url: URL, opts: FetchLimitedOptions, deadline: number): Pro
     const req = mod.request(url, {
       method: opts.method ?? 'GET',
       headers: opts.headers,
-      lookup: guardedLookup(opts.allowlist),
+      lookup: guardedLookup(opts.allowlist, urlPort(url)),
       agent: false,
       ...(opts.ca && url.protocol === 'https:' ? { ca: [...tls.rootCertificates, opts.ca] } : {}),
     });
@@ -88,7 +96,8 @@ function requestOnce(url: URL, opts: FetchLimitedOptions, deadline: number): Pro
       clearTimeout(timer);
       if (e instanceof FetchError) return reject(e);
       if (e instanceof SsrfError) return reject(new FetchError('ssrf_refused', e.message));
-      reject(new FetchError('unreachable', `${url.host}: ${(e as NodeJS.ErrnoException).code ?? e.message}`));
+      // The error code only: a message can name the address connected to ("connect ECONNREFUSED 10.0.0.5:443").
+      reject(new FetchError('unreachable', `${url.host}: ${(e as NodeJS.ErrnoException).code ?? 'connection failed'}`));
     });
     req.on('response', (res) => {
       const declared = Number(res.headers['content-length']);
@@ -112,11 +121,20 @@ function requestOnce(url: URL, opts: FetchLimitedOptions, deadline: number): Pro
       });
       res.on('error', (e) => {
         clearTimeout(timer);
-        reject(new FetchError('unreachable', `${url.host}: ${e.message}`));
+        reject(new FetchError('unreachable', `${url.host}: ${(e as NodeJS.ErrnoException).code ?? 'the answer was cut off'}`));
       });
     });
     req.end(opts.body);
   });
+}
+
+/** A Location header resolved against the URL that sent it; an unparsable one is left for parseTarget to refuse. */
+function resolveLocation(location: string, base: URL): string {
+  try {
+    return new URL(location, base).href;
+  } catch {
+    return location;
+  }
 }
 
 export async function fetchLimited(rawUrl: string, opts: FetchLimitedOptions): Promise<FetchLimitedResponse> {
@@ -128,6 +146,6 @@ export async function fetchLimited(rawUrl: string, opts: FetchLimitedOptions): P
     const location = res.headers.location;
     if (res.status < 300 || res.status >= 400 || !location || maxRedirects === 0) return res;
     if (hop >= maxRedirects) throw new FetchError('too_many_redirects', `more than ${maxRedirects} redirects from ${rawUrl}`);
-    url = parseTarget(new URL(location, url).href, opts.allowlist);
+    url = parseTarget(resolveLocation(location, url), opts.allowlist, url);
   }
 }
