@@ -56,8 +56,18 @@ export function zodFieldErrors(error: z.ZodError, base = ''): FieldError[] {
   return out;
 }
 
-export const validationProblem = (error: z.ZodError, base = ''): ProblemError =>
-  new ProblemError(422, 'invalid-request', 'Invalid request', 'the request body does not match the schema', zodFieldErrors(error, base));
+/** The top-level `detail` of a problem with field errors: as specific as the pointers' (one error: its pointer
+ *  and detail; several: each of them, the first few in full). */
+export function summarizeFieldErrors(errors: readonly FieldError[], max = 3): string {
+  const shown = errors.slice(0, max).map((e) => (e.pointer ? `${e.pointer}: ${e.detail}` : e.detail));
+  const more = errors.length > max ? `; and ${errors.length - max} more (see errors)` : '';
+  return `${shown.join('; ')}${more}`;
+}
+
+export const validationProblem = (error: z.ZodError, base = ''): ProblemError => {
+  const errors = zodFieldErrors(error, base);
+  return new ProblemError(422, 'invalid-request', 'Invalid request', errors.length ? summarizeFieldErrors(errors) : 'the request body does not match the schema', errors);
+};
 
 export function problemResponse(c: Context<AppEnv>, p: ProblemError): Response {
   const body = JSON.stringify(p.toProblem(c.var.requestId ? `urn:request:${c.var.requestId}` : undefined));

@@ -2,8 +2,8 @@
 // tighter than the contract's, and the webhook target (scheme and literal addresses; the delivery re-checks
 // DNS answers through the SSRF guard at send time).
 import type { Config } from '../../lib/config.js';
-import { checkUrlHost, hostAllowlisted, type Allowlist } from '../../lib/net/ssrf.js';
-import { ProblemError, type FieldError } from '../problem.js';
+import { checkUrlHost, hostAllowlisted, urlPort, type Allowlist } from '../../lib/net/ssrf.js';
+import { ProblemError, summarizeFieldErrors, type FieldError } from '../problem.js';
 import type { PerceiveFields } from '../schemas/perceive.js';
 
 export function checkRequestCaps(fields: PerceiveFields, limits: Config['limits'], allowlist: Allowlist, base: string): void {
@@ -19,17 +19,19 @@ export function checkRequestCaps(fields: PerceiveFields, limits: Config['limits'
   if (fields.webhook) {
     const url = new URL(fields.webhook.url);
     const pointer = `${base}/webhook/url`;
-    if (url.protocol !== 'https:' && !hostAllowlisted(url.hostname, allowlist)) {
-      errors.push({ pointer, detail: 'webhook URLs must use https' });
-    } else if (url.username || url.password) {
+    // The address class first: http://169.254.169.254/ is refused for its address, which https would not change.
+    if (url.username || url.password) {
       errors.push({ pointer, detail: 'webhook URLs must not carry credentials' });
     } else {
       try {
         checkUrlHost(url, allowlist);
+        if (url.protocol !== 'https:' && !hostAllowlisted(url.hostname, allowlist, urlPort(url))) {
+          errors.push({ pointer, detail: `webhook URLs must use https (http to ${url.host} is not allowed)` });
+        }
       } catch (e) {
-        errors.push({ pointer, detail: (e as Error).message });
+        errors.push({ pointer, detail: `webhook URL refused: ${(e as Error).message}` });
       }
     }
   }
-  if (errors.length) throw new ProblemError(422, 'invalid-request', 'Invalid request', 'the request exceeds a limit or names a refused target', errors);
+  if (errors.length) throw new ProblemError(422, 'invalid-request', 'Invalid request', summarizeFieldErrors(errors), errors);
 }

@@ -2,6 +2,7 @@
 // Uploaded, base64 and URL images are written to jobs/{id}/input by the caller once every check of the
 // request passed (and deleted again if the job is refused); s3 references are used in place.
 import type { Config } from '../../lib/config.js';
+import type { Logger } from '../../lib/log.js';
 import type { Allowlist } from '../../lib/net/ssrf.js';
 import type { BlobStore } from '../../lib/storage/index.js';
 import { decodeBase64Image } from './base64.js';
@@ -17,6 +18,8 @@ export interface IntakeDeps {
   store: BlobStore;
   allowlist: Allowlist;
   probes: ProbeCache;
+  /** The request's logger: the cause of an image URL's fetch failure goes there, not to the client. */
+  log?: () => Logger;
 }
 
 /** `keyId`: the API key submitting (s3 references to another key's uploads are refused). */
@@ -40,6 +43,7 @@ export async function resolveImage(src: ImageSource, keyId: string, d: IntakeDep
         timeoutMs: urlFetchTimeoutMs,
         maxRedirects: urlMaxRedirects,
         ca: d.config.urlCa,
+        log: d.log,
       });
       return { info: await probeImage(bytes, maxPixels, '/image/url'), bytes };
     }

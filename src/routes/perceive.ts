@@ -69,7 +69,7 @@ export function perceive(d: PerceiveDeps) {
       idemKey = parseIdempotencyKey(c.req.header('idempotency-key'));
       req = await readPerceiveRequest(c, maxImageBytes, maxRequestBytes(maxImageBytes));
       checkRequestCaps(req.fields, config.limits, d.allowlist, req.base);
-      image = await resolveImage(req.image, key.id, { config, store, allowlist: d.allowlist, probes: d.probes });
+      image = await resolveImage(req.image, key.id, { config, store, allowlist: d.allowlist, probes: d.probes, log: c.get('log') });
     } catch (e) {
       // Refused requests count too (and are 429 once the budget is spent), so invalid bodies cannot flood.
       applyRateLimit(c, await d.limiter.hit(key));

@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import type { Queue } from 'bullmq';
 import sharp from 'sharp';
 import { hashApiKey, loadConfig, type Config } from '../../lib/config.js';
-import { createLogger } from '../../lib/log.js';
+import { createLogger, type Logger } from '../../lib/log.js';
 import { loadQueueSettings, openQueueRuntime, queueOptions, type JobLifecycle } from '../../lib/queue/index.js';
 import { S3BlobStore } from '../../lib/storage/index.js';
 import { createApp } from '../../src/app.js';
@@ -38,7 +38,8 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function openHarness(env: Record<string, string> = {}): Promise<Harness> {
+/** `opts.log`: the gateway's logger (silent unless given; tests that read the log pass one writing to a stream). */
+export async function openHarness(env: Record<string, string> = {}, opts: { log?: Logger } = {}): Promise<Harness> {
   const bucket = `gw-${randomBytes(5).toString('hex')}`;
   const config = loadConfig({
     REDIS_URL: process.env.TEST_REDIS_URL,
@@ -56,7 +57,7 @@ export async function openHarness(env: Record<string, string> = {}): Promise<Har
   const store = new S3BlobStore(config.storage);
   await store.ensureBucket();
   const settings = loadQueueSettings({ QUEUE_PREFIX: `gw${randomBytes(4).toString('hex')}` });
-  const gw = openGatewayDeps({ config, settings, log: createLogger({ level: 'silent' }), store, defaultMetrics: false });
+  const gw = openGatewayDeps({ config, settings, log: opts.log ?? createLogger({ level: 'silent' }), store, defaultMetrics: false });
   const app = createApp(gw.deps);
   const worker = openQueueRuntime(gw.deps.redis, settings, queueOptions(config));
   const auth = (key: string) => ({ authorization: `Bearer ${key}` });

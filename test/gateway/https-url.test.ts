@@ -7,8 +7,11 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../../lib/log.js';
 import { inputKey } from '../../lib/storage/index.js';
+import { UNREACHABLE_DETAIL } from '../../src/intake/url.js';
 import { openHarness, png, problemOf, WORDS, type Harness } from './harness.js';
 
 let trusted: Harness;
@@ -16,6 +19,7 @@ let untrusted: Harness;
 let server: https.Server;
 let port: number;
 let image: Buffer;
+const lines: string[] = [];
 
 beforeAll(async () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'gw-tls-'));
@@ -28,7 +32,8 @@ beforeAll(async () => {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   port = (server.address() as AddressInfo).port;
   trusted = await openHarness({ URL_ALLOWLIST: 'localhost', URL_CA_FILE: path.join(dir, 'cert.pem') });
-  untrusted = await openHarness({ URL_ALLOWLIST: 'localhost' });
+  const sink = new Writable({ write(chunk, _enc, cb) { lines.push(String(chunk)); cb(); } });
+  untrusted = await openHarness({ URL_ALLOWLIST: 'localhost' }, { log: createLogger({ level: 'info' }, sink) });
 });
 afterAll(async () => {
   server.closeAllConnections();
@@ -45,11 +50,15 @@ describe('https image URLs', () => {
     expect(await trusted.store.get(inputKey(job.id))).toEqual(image);
   });
 
-  it('refuses a certificate that does not verify (422 url-unreachable)', async () => {
+  it('refuses a certificate that does not verify (422 url-unreachable, the generic detail; the TLS error is logged)', async () => {
     const res = await untrusted.post({ image: { url: `https://localhost:${port}/image.png` }, tasks: WORDS });
     expect(res.status).toBe(422);
     const p = await problemOf(res);
     expect(p.type).toBe('/problems/url-unreachable');
-    expect(p.errors?.[0]?.detail).toMatch(/SELF_SIGNED|certificate/i);
+    expect(p.detail).toBe(UNREACHABLE_DETAIL);
+    expect(p.errors?.[0]?.detail).toBe(UNREACHABLE_DETAIL);
+    const requestId = res.headers.get('x-request-id');
+    const logged = lines.map((l) => JSON.parse(l) as { msg: string; request_id?: string; cause?: string }).find((l) => l.msg === 'image URL fetch failed' && l.request_id === requestId);
+    expect(logged?.cause).toMatch(/SELF_SIGNED|CERT/i);
   });
 });

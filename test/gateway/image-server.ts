@@ -1,5 +1,6 @@
 // A local HTTP server standing in for the hosts users point image URLs at: a good image, oversized
-// bodies (announced and streamed), a slow answer, redirects, an error status.
+// bodies (announced and streamed), a slow answer, redirects (to an image, the metadata address, a file: URL, in
+// a loop), error statuses, an empty body and a connection reset.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -46,6 +47,21 @@ export async function startImageServer(image: Buffer, maxBytes: number): Promise
         return;
       case '/to-image':
         res.writeHead(301, { location: '/image.png' }).end();
+        return;
+      case '/to-file':
+        res.writeHead(302, { location: 'file:///etc/passwd' }).end();
+        return;
+      case '/loop':
+        res.writeHead(302, { location: '/loop' }).end();
+        return;
+      case '/empty':
+        res.writeHead(200, { 'content-type': 'image/png', 'content-length': 0 }).end();
+        return;
+      case '/error':
+        res.writeHead(500).end('boom');
+        return;
+      case '/reset':
+        req.socket.destroy();
         return;
       default:
         res.writeHead(404).end('no');

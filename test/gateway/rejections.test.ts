@@ -124,6 +124,26 @@ describe('request format', () => {
     await expectProblem(await h.post({ ...b64(image), webhook: { url: 'https://10.1.2.3/hook' } }), 422, 'invalid-request', '/webhook/url');
   });
 
+  it('422 for a refused webhook URL: the top-level detail is the pointer\'s, and the address class comes before the scheme', async () => {
+    const cases: [Harness, string, string][] = [
+      [h, 'http://hooks.example.com/', 'webhook URLs must use https (http to hooks.example.com is not allowed)'],
+      [h, 'https://10.1.2.3/hook', 'webhook URL refused: 10.1.2.3 is a private address, which is not allowed'],
+      [strict, 'http://169.254.169.254/latest/meta-data/', 'webhook URL refused: 169.254.169.254 is a link-local address, which is not allowed'],
+      [strict, 'http://[::1]:8080/hook', 'webhook URL refused: ::1 is a loopback address, which is not allowed'],
+      [strict, 'https://localhost/hook', 'webhook URL refused: localhost is a loopback address, which is not allowed'],
+      [strict, 'ftp://hooks.example.com/', 'Invalid URL'], // the schema refuses it (zod's own text)
+    ];
+    for (const [x, url, detail] of cases) {
+      const res = await x.post({ ...b64(image), webhook: { url } });
+      const body = await problemOf(res);
+      expect(res.status, url).toBe(422);
+      expect(body.type, url).toBe('/problems/invalid-request');
+      expect(body.errors, url).toEqual([{ pointer: '/webhook/url', detail }]);
+      expect(body.detail, url).toBe(`/webhook/url: ${detail}`);
+    }
+    expect(await queued(h)).toBe(queuedBefore);
+  });
+
   it('400 for a malformed Idempotency-Key', async () => {
     await expectProblem(await h.post(b64(image), { headers: { 'idempotency-key': 'a b' } }), 400, 'invalid-idempotency-key');
   });
@@ -163,7 +183,8 @@ describe('image URLs', () => {
     await expectProblem(await h.post({ image: { url: server.url('/big-declared') }, tasks: WORDS }), 422, 'image-too-large', '/image/url');
     await expectProblem(await h.post({ image: { url: server.url('/big-streamed') }, tasks: WORDS }), 422, 'image-too-large', '/image/url');
     const t0 = Date.now();
-    await expectProblem(await h.post({ image: { url: server.url('/slow') }, tasks: WORDS }), 422, 'url-timeout', '/image/url');
+    // A timeout is a network failure like the others: the same answer (test/gateway/url-errors.test.ts).
+    await expectProblem(await h.post({ image: { url: server.url('/slow') }, tasks: WORDS }), 422, 'url-unreachable', '/image/url');
     expect(Date.now() - t0).toBeLessThan(4_000);
   });
 
