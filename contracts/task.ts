@@ -1,6 +1,8 @@
 // One perception task on an image: the four groups of the paper (word/sentence x box/mask).
-// Shared by the gateway (request validation) and the workers (job execution).
+// Shared by the gateway (request validation) and the workers (job execution). Phrase and sentence text goes
+// through text() (text.ts): NFC, trimmed, no control characters, not blank, limits counted after that.
 import { z } from 'zod';
+import { text } from './text.js';
 
 export const LIMITS = {
   maxTasks: 8,
@@ -18,7 +20,7 @@ export const Outputs = z
   .default(['boxes', 'masks']);
 
 const Phrase = z.strictObject({
-  text: z.string().trim().min(1).max(LIMITS.maxPhraseChars),
+  text: text(LIMITS.maxPhraseChars),
   /** Stuff phrases (sky, grass) are merged into one region per phrase in panoptic mode. */
   stuff: z.boolean().default(false),
 });
@@ -26,7 +28,7 @@ const Phrase = z.strictObject({
 export const WordsTask = z.strictObject({
   type: z.literal('words'),
   phrases: z
-    .array(z.union([z.string().trim().min(1).max(LIMITS.maxPhraseChars), Phrase]))
+    .array(z.union([text(LIMITS.maxPhraseChars), Phrase]))
     .min(1)
     .max(LIMITS.maxPhrases)
     .transform((ps) => ps.map((p) => (typeof p === 'string' ? { text: p, stuff: false } : p)))
@@ -39,7 +41,7 @@ export const WordsTask = z.strictObject({
 
 export const SentenceTask = z.strictObject({
   type: z.literal('sentence'),
-  sentence: z.string().trim().min(1).max(LIMITS.maxSentenceChars),
+  sentence: text(LIMITS.maxSentenceChars),
   /** single: exactly one target (RES/REC); multi: zero, one or several targets (gRefCOCO). */
   mode: z.enum(['single', 'multi']).default('single'),
   outputs: Outputs,

@@ -92,6 +92,23 @@ describe('image intake', () => {
     }
   });
 
+  it('queues phrase and sentence text NFC-normalised and trimmed of whitespace and zero-width characters', async () => {
+    const nfd64 = 'e\u0301'.repeat(64); // 128 UTF-16 units as sent, 64 after NFC: within the 64-character limit
+    const res = await h.post({
+      image: { base64: image.toString('base64') },
+      tasks: [
+        { type: 'words', phrases: ['\u200B dog\u200D ', { text: '\uFEFFcafe\u0301\t' }, nfd64, 'a\u200Db'] },
+        { type: 'sentence', sentence: '  the dog\u2060 ' },
+      ],
+    });
+    const job = await accepted(res);
+    const payload = await queuedPayload(job.id);
+    expect(payload.tasks[0]).toMatchObject({
+      phrases: [{ text: 'dog' }, { text: 'caf\u00e9' }, { text: '\u00e9'.repeat(64) }, { text: 'a\u200Db' }],
+    });
+    expect(payload.tasks[1]).toMatchObject({ sentence: 'the dog' });
+  });
+
   it('carries webhook, metadata, deadline and the request id onto the job', async () => {
     const res = await h.post(
       { image: { base64: image.toString('base64') }, tasks: WORDS, webhook: { url: 'https://hooks.example.com/x' }, metadata: { order: '42' }, deadline_s: 30 },

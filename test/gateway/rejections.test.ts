@@ -149,6 +149,46 @@ describe('request format', () => {
   });
 });
 
+describe('task text', () => {
+  const words = (...phrases: unknown[]) => ({ ...b64(image), tasks: [{ type: 'words', phrases }] });
+  const sentence = (text: string) => ({ ...b64(image), tasks: [{ type: 'sentence', sentence: text }] });
+  async function textProblem(body: unknown, pointer: string, detail: string): Promise<void> {
+    const res = await h.post(body);
+    const p = await problemOf(res);
+    assertMatchesSchema('Problem', p);
+    expect(res.status, JSON.stringify(p)).toBe(422);
+    expect(p.type).toBe('/problems/invalid-request');
+    expect(p.errors).toEqual([{ pointer, detail }]);
+    expect(p.detail).toBe(`${pointer}: ${detail}`);
+    expect(await queued(h)).toBe(queuedBefore);
+  }
+
+  it('422 "blank after trimming" for phrases and sentences of whitespace or zero-width characters', async () => {
+    await textProblem(words('dog', '   '), '/tasks/0/phrases/1', 'blank after trimming');
+    await textProblem(words('dog', '\u200B\u200C\u200D'), '/tasks/0/phrases/1', 'blank after trimming');
+    await textProblem(words('dog', { text: ' \u2060\uFEFF ' }), '/tasks/0/phrases/1/text', 'blank after trimming');
+    await textProblem(sentence('\u200B \u200B\t'), '/tasks/0/sentence', 'blank after trimming');
+  });
+
+  it('422 for control characters (NUL included) and lone surrogates, naming the character', async () => {
+    await textProblem(words('dog', 'a\u0000b'), '/tasks/0/phrases/1', 'must not contain control characters (found U+0000)');
+    await textProblem(words('dog', { text: 'cat\u007F' }), '/tasks/0/phrases/1/text', 'must not contain control characters (found U+007F)');
+    await textProblem(sentence('a dog\u001B[31m in red'), '/tasks/0/sentence', 'must not contain control characters (found U+001B)');
+    // JSON.stringify writes a lone surrogate as the escape "\ud800", which JSON.parse turns back into one.
+    await textProblem(words('dog', 'x\uD800'), '/tasks/0/phrases/1', 'must not contain lone surrogates (found U+D800)');
+    await textProblem(sentence('\uDC00 trailing half'), '/tasks/0/sentence', 'must not contain lone surrogates (found U+DC00)');
+  });
+
+  it('counts the length limit after NFC and trimming, and finds duplicates after NFC', async () => {
+    const long = 'e'.repeat(64);
+    await textProblem(words('dog', `${long}x`), '/tasks/0/phrases/1', 'Too big: expected string to have <=64 characters');
+    const res = await h.post(words('dog', 'cafe\u0301', 'caf\u00e9'));
+    const p = await problemOf(res);
+    expect(res.status).toBe(422);
+    expect(p.errors).toEqual([{ pointer: '/tasks/0/phrases', detail: 'phrases must be unique' }]);
+  });
+});
+
 describe('image bytes', () => {
   it('422 for bytes that are no supported image', async () => {
     await expectProblem(await h.post(b64(Buffer.from('just some text, not an image'))), 422, 'unsupported-image-type', '/image/base64');
