@@ -154,7 +154,7 @@ describe('job-payload.v1.json and job-view.v1.json', () => {
     const view = {
       id: payload.job_id, key_id: payload.key_id, request_id: payload.request_id, status: 'succeeded',
       stage: 'store', progress: 1, created_at: payload.created_at, started_at: payload.created_at,
-      finished_at: payload.created_at, deadline_at: payload.deadline_at, cancel_requested: false, attempts: 1,
+      finished_at: payload.created_at, deadline_at: payload.deadline_at, cancel_requested: false, attempts: 1, retry: null,
       timings_ms: { vision: 3 }, error: null, result_key: `results/${payload.job_id}.json`, result: realResult(),
       model: { name: 'mvp-lm-tiny', version: '0.1.0', variant: 'paper' }, provider: 'cpu',
       input: {
