@@ -53,8 +53,9 @@ const env: NodeJS.ProcessEnv = {
   STORAGE_DRIVER: process.env.STORAGE_DRIVER ?? 'fs',
   STORAGE_DIR: process.env.STORAGE_DIR ?? `${DATA}/storage`,
   API_KEYS: JSON.stringify([{ id: key.id, key_sha256: hashApiKey(key.key), webhook_secret: key.webhook_secret }]),
-  // Local receivers (webhooks to a server on this machine) are allowed in the local run only.
-  URL_ALLOWLIST: process.env.URL_ALLOWLIST ?? 'localhost,127.0.0.1',
+  // One port on this machine for local receivers (webhooks, image servers), in the local run only: a bare
+  // host would open every local port, Redis included.
+  URL_ALLOWLIST: process.env.URL_ALLOWLIST ?? 'localhost:9000,127.0.0.1:9000',
   ...(bundle ? { MODEL_DIR: bundle } : {}),
 };
 
@@ -100,6 +101,7 @@ console.log(`
   API          http://127.0.0.1:${port}/v1   docs: http://127.0.0.1:${port}/docs
   API key      ${key.key}   (id "${key.id}", kept in ${KEY_FILE})
   webhooks     signed with ${key.webhook_secret}
+  local URLs   ${env.URL_ALLOWLIST} may be reached by image URLs and webhooks (set URL_ALLOWLIST to change)
   Redis        ${redis.url}${redis.child ? ` (started here, data in ${DATA}/redis)` : ' (already running)'}
   storage      ${env.STORAGE_DRIVER === 'fs' ? env.STORAGE_DIR : `s3://${env.S3_BUCKET}`}
   model        ${process.env.PIPELINE_MODULE ? `test pipeline ${process.env.PIPELINE_MODULE}` : (bundle ?? 'none')}
