@@ -9,7 +9,7 @@ import { auth } from './middleware/auth/index.js';
 import { Idempotency } from './admission/idempotency.js';
 import { Quota } from './admission/quota.js';
 import { httpMetrics } from './middleware/http-metrics/index.js';
-import { notFound, onError } from './problem.js';
+import { notFound, onError, problemResponse, ProblemError } from './problem.js';
 import { RateLimiter } from './admission/rate-limit.js';
 import { rateLimit } from './middleware/rate-limit/index.js';
 import { requestId } from './middleware/request-id/index.js';
@@ -27,7 +27,6 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
 
   const app = new Hono<AppEnv>();
   app.onError(onError);
-  app.notFound(notFound);
   app.use('*', requestId(deps.log), httpMetrics(deps.registry));
   app.route('/', healthRoutes(deps));
   app.route('/', docsRoutes());
@@ -52,5 +51,38 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   v1.route('/uploads', uploadRoutes(deps));
   v1.route('/jobs', jobRoutes(deps));
   app.route('/v1', v1);
+
+  // A path that exists under another method is 405 with Allow (RFC 9110 §15.5.6), not 404. The table is read
+  // from the registered routes, so a new route is covered without listing it twice.
+  const allowed = allowTable(app);
+  app.notFound((c) => {
+    const allow = allowed(c.req.path);
+    if (!allow) return notFound(c);
+    return problemResponse(c, new ProblemError(405, 'method-not-allowed', 'Method not allowed',
+      `${c.req.method} is not allowed on ${c.req.path}; use ${allow}`, undefined, { allow }));
+  });
   return app;
+}
+
+/** For a request path: the methods its routes answer (HEAD with every GET, as Hono serves it), or undefined when
+ *  no route has that path. Middleware (`ALL`) does not count. */
+export function allowTable(app: Hono<AppEnv>): (path: string) => string | undefined {
+  const byPath = new Map<string, Set<string>>();
+  for (const r of app.routes) {
+    if (r.method === 'ALL') continue;
+    const methods = byPath.get(r.path) ?? new Set<string>();
+    methods.add(r.method);
+    if (r.method === 'GET') methods.add('HEAD');
+    byPath.set(r.path, methods);
+  }
+  const escape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const table = [...byPath].map(([path, methods]) => ({
+    // `:name` matches one segment, as Hono's router does; the gateway's routes use no other pattern syntax.
+    re: new RegExp(`^${path.split('/').map((seg) => (seg.startsWith(':') ? '[^/]+' : escape(seg))).join('/')}$`),
+    methods,
+  }));
+  return (path) => {
+    const methods = new Set(table.filter((t) => t.re.test(path)).flatMap((t) => [...t.methods]));
+    return methods.size ? [...methods].sort().join(', ') : undefined;
+  };
 }

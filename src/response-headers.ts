@@ -6,6 +6,10 @@
 import type { Context } from 'hono';
 import type { AppEnv } from './context.js';
 
+/** On every response (the raw ones server.ts writes for unparseable requests too): browsers must not guess a
+ *  content type other than the one sent, e.g. run a problem+json or a PNG as a script or page. */
+export const NOSNIFF = { 'x-content-type-options': 'nosniff' } as const;
+
 export function setResponseHeader(c: Context<AppEnv>, name: string, value: string): void {
   c.get('responseHeaders')![name] = value;
 }
