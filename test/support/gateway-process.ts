@@ -1,0 +1,108 @@
+// src/server.ts as a process, on a free loopback port, against the test Redis and the test S3 server (a new
+// bucket, created here): the real HTTP server with its timeouts and client-error answers, for tests that need a
+// real socket (slow or broken clients) or an outside tool (schemathesis).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import net from 'node:net';
+import { hashApiKey } from '../../lib/config.js';
+import { openTestBucket, s3Env } from './s3.js';
+
+export interface GatewayProcess {
+  port: number;
+  base: string;
+  /** A key the gateway accepts (id `p`). */
+  apiKey: string;
+  child: ChildProcess;
+  /** Everything the process printed so far. */
+  output(): string;
+  stop(): Promise<void>;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+    srv.on('error', reject);
+  });
+}
+
+export async function startGateway(env: Record<string, string> = {}): Promise<GatewayProcess> {
+  const port = await freePort();
+  const apiKey = `sk-p-${randomBytes(8).toString('hex')}`;
+  const bucket = `gwp-${randomBytes(5).toString('hex')}`;
+  await openTestBucket(bucket);
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+    env: {
+      ...process.env,
+      ...s3Env(bucket),
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      REDIS_URL: process.env.TEST_REDIS_URL,
+      QUEUE_PREFIX: `gwp${port}`,
+      API_KEYS: JSON.stringify([{ id: 'p', key_sha256: hashApiKey(apiKey), webhook_secret: 'whsec_cHBwcHBwcHBwcHBwcHBwcA==', rate_limit: 1_000_000, max_concurrent_jobs: 100_000 }]),
+      LOG_LEVEL: 'info',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (c) => (out += c));
+  child.stderr!.on('data', (c) => (out += c));
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  for (let i = 0; i < 600 && !out.includes('gateway listening'); i++) {
+    if (child.exitCode !== null) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  if (!out.includes('gateway listening')) {
+    child.kill('SIGKILL');
+    throw new Error(`the gateway did not start:\n${out}`);
+  }
+  return {
+    port,
+    base: `http://127.0.0.1:${port}`,
+    apiKey,
+    child,
+    output: () => out,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      const killer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(killer);
+    },
+  };
+}
+
+/** Writes `request` (raw bytes) on a new connection and resolves with everything the server sent until it
+ *  closed the connection, and how long that took. */
+export function rawExchange(port: number, request: string | Buffer, ms = 20_000): Promise<{ response: string; ms: number }> {
+  return new Promise((resolve, reject) => {
+    const t0 = Date.now();
+    let response = '';
+    const s = net.connect(port, '127.0.0.1', () => s.write(request));
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(new Error(`no close within ${ms} ms; got ${JSON.stringify(response)}`));
+    }, ms);
+    s.on('data', (d) => (response += d.toString('latin1')));
+    s.on('error', () => undefined); // a reset after the answer still resolves on close
+    s.on('close', () => {
+      clearTimeout(timer);
+      resolve({ response, ms: Date.now() - t0 });
+    });
+  });
+}
+
+/** The status, lower-cased headers and body of a raw HTTP/1.1 response. */
+export function parseRaw(response: string): { status: number; headers: Record<string, string>; body: string } {
+  const at = response.indexOf('\r\n\r\n');
+  const [statusLine, ...lines] = response.slice(0, at).split('\r\n');
+  const headers: Record<string, string> = {};
+  for (const l of lines) {
+    const i = l.indexOf(':');
+    headers[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
+  }
+  return { status: Number(statusLine!.split(' ')[1]), headers, body: response.slice(at + 4) };
+}
