@@ -1,6 +1,6 @@
 // Overlay PNG of a perception result on its image: masks tinted in distinct colours, boxes, labels with scores and
 // the caption. Used by the CLI (--overlay) and the API's overlay endpoint.
-import sharp from 'sharp';
+import sharp, { type OverlayOptions } from 'sharp';
 import type { PerceptionResult } from '../../contracts/result.js';
 import { decodeOrientedRgb } from '../pipeline/decode.js';
 import { decodeRle } from '../pipeline/rle.js';
@@ -70,13 +70,72 @@ export async function renderOverlay(image: Uint8Array, result: PerceptionResult)
     const [lx, ly] = r.box ? [r.box[0] + stroke, Math.max(font, r.box[1] - stroke)] : [stroke, font * (i + 2.5)];
     parts.push(`<text x="${lx}" y="${ly}" font-family="sans-serif" font-size="${font}" fill="${rgb}" stroke="black" stroke-width="${stroke / 3}" paint-order="stroke">${xml(r.label)}</text>`);
   });
-  if (result.caption) {
-    parts.push(`<rect x="0" y="${h - font * 1.6}" width="${w}" height="${font * 1.6}" fill="black" fill-opacity="0.6"/>`);
-    parts.push(`<text x="${font / 2}" y="${h - font * 0.45}" font-family="sans-serif" font-size="${font}" fill="white">${xml(result.caption)}</text>`);
-  }
   const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}">${parts.join('')}</svg>`;
+  const layers: OverlayOptions[] = [{ input: Buffer.from(svg), top: 0, left: 0 }];
+  if (result.caption) layers.push(...(await captionLayers(result.caption, w, h, font)));
   return sharp(data, { raw: { width: w, height: h, channels: 3 } })
-    .composite([{ input: Buffer.from(svg), top: 0, left: 0 }])
+    .composite(layers)
     .png()
     .toBuffer();
+}
+
+/** The caption band may take at most this share of the image height. */
+const CAPTION_MAX_SHARE = 0.4;
+/** Smallest caption font (px) before words are dropped instead. */
+const CAPTION_MIN_FONT = 8;
+
+type TextImage = { data: Buffer; info: { width: number; height: number } };
+
+/** The caption in a dark band along the bottom, wrapped to the image width (an SVG <text> is one line, cut off on
+ *  narrow images). Pango lays it out at the label font size; when the lines take more than CAPTION_MAX_SHARE of
+ *  the height, at smaller sizes down to CAPTION_MIN_FONT, and then with as many words as fit and an ellipsis.
+ *  Best effort: a caption that cannot be laid out (an image a few pixels across) is left off rather than
+ *  failing the overlay. */
+async function captionLayers(caption: string, w: number, h: number, font: number): Promise<OverlayOptions[]> {
+  const pad = Math.max(0, Math.min(Math.round(font / 2), Math.floor(w / 8), Math.floor(h / 8)));
+  const textW = w - 2 * pad;
+  const maxTextH = Math.floor(h * CAPTION_MAX_SHARE) - 2 * pad;
+  if (textW < 4 || maxTextH < 4) return [];
+  const layout = (text: string, size: number): Promise<TextImage> =>
+    sharp({ text: { text: `<span foreground="white">${xml(text)}</span>`, font: `sans-serif ${size}`, dpi: 72, width: textW, wrap: 'word-char', rgba: true } })
+      .png()
+      .toBuffer({ resolveWithObject: true });
+  const fits = (t: TextImage): boolean => t.info.width <= textW && t.info.height <= maxTextH;
+  try {
+    let text: TextImage | null = null;
+    let size = font;
+    for (; ; size = Math.max(CAPTION_MIN_FONT, Math.floor(size * 0.85))) {
+      const t = await layout(caption, size);
+      if (fits(t)) {
+        text = t;
+        break;
+      }
+      if (size <= CAPTION_MIN_FONT) break;
+    }
+    if (!text) {
+      // The most leading words that fit at the smallest size, then an ellipsis.
+      const words = caption.split(/\s+/);
+      let lo = 0;
+      let hi = words.length - 1;
+      while (lo < hi) {
+        const mid = Math.ceil((lo + hi) / 2);
+        const t = await layout(`${words.slice(0, mid).join(' ')}…`, size);
+        if (fits(t)) {
+          lo = mid;
+          text = t;
+        } else {
+          hi = mid - 1;
+        }
+      }
+      text ??= await layout(`${words.slice(0, lo).join(' ')}…`, size);
+      if (!fits(text)) return [];
+    }
+    const bandH = text.info.height + 2 * pad;
+    return [
+      { input: { create: { width: w, height: bandH, channels: 4, background: { r: 0, g: 0, b: 0, alpha: 0.6 } } }, top: h - bandH, left: 0 },
+      { input: text.data, top: h - bandH + pad, left: pad },
+    ];
+  } catch {
+    return [];
+  }
 }
