@@ -4,6 +4,7 @@ import type { Context } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { z } from 'zod';
 import type { Problem } from '../contracts/problem.js';
+import { isDependencyOutage } from '../lib/outage.js';
 import type { AppEnv } from './context.js';
 
 export type FieldError = { pointer: string; detail: string };
@@ -74,22 +75,9 @@ export function problemResponse(c: Context<AppEnv>, p: ProblemError): Response {
   return c.body(body, p.status, { ...p.headers, 'content-type': 'application/problem+json' });
 }
 
-const OUTAGE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'EPIPE']);
-
-/** Redis or storage not answering (ioredis gave up on a command, a socket error, S3 5xx). */
-function isOutage(err: Error): boolean {
-  const e = err as Error & { code?: string; $metadata?: { httpStatusCode?: number } };
-  return (
-    e.name === 'MaxRetriesPerRequestError' ||
-    e.message === 'Connection is closed.' ||
-    (e.code !== undefined && OUTAGE_CODES.has(e.code)) ||
-    (e.$metadata?.httpStatusCode ?? 0) >= 500
-  );
-}
-
 export function onError(err: Error, c: Context<AppEnv>): Response {
   if (err instanceof ProblemError) return problemResponse(c, err);
-  if (isOutage(err)) {
+  if (isDependencyOutage(err)) {
     (c.var.log?.() ?? console).warn({ err }, 'dependency unavailable');
     return problemResponse(c, new ProblemError(503, 'unavailable', 'Service unavailable',
       'a backing service (Redis or storage) did not answer; retry shortly', undefined, { 'retry-after': '2' }));
