@@ -21,7 +21,8 @@ export const ImageInput = z
   .refine((i) => [i.base64, i.url, i.s3].filter((v) => v !== undefined).length === 1, {
     message: 'give exactly one of base64, url or s3',
   })
-  .openapi('ImageInput', { description: 'Exactly one image source. Multipart requests send the file as the `image` part instead.' });
+  // The refine above, in the published schema: a closed object of three optional keys with exactly one present.
+  .openapi('ImageInput', { description: 'Exactly one image source. Multipart requests send the file as the `image` part instead.', minProperties: 1, maxProperties: 1 });
 export type ImageInput = z.infer<typeof ImageInput>;
 
 export const WebhookRequest = z
@@ -58,7 +59,12 @@ export type PerceiveFields = z.infer<typeof PerceiveMultipartRequest>;
 export const PerceiveMultipartBody = z
   .object({
     image: z.string().openapi({ type: 'string', format: 'binary', description: 'The image file.' }),
-    request: z.string().openapi({ description: 'JSON text of a PerceiveMultipartRequest.' }),
+    // contentMediaType/contentSchema (JSON Schema 2020-12) name the schema the JSON text must match; the
+    // metadata type (OpenAPI 3.0's) has neither key.
+    request: z.string().openapi({
+      description: 'JSON text of a PerceiveMultipartRequest (the fields of PerceiveRequest without `image`).',
+      ...({ contentMediaType: 'application/json', contentSchema: { $ref: '#/components/schemas/PerceiveMultipartRequest' } } as object),
+    }),
   })
   .openapi('PerceiveMultipartBody');
 

@@ -12,6 +12,8 @@ export interface GatewayProcess {
   base: string;
   /** A key the gateway accepts (id `p`). */
   apiKey: string;
+  /** The environment it runs with (Redis, queue prefix, bucket, keys): a worker started with it serves its jobs. */
+  env: Record<string, string>;
   child: ChildProcess;
   /** Everything the process printed so far. */
   output(): string;
@@ -34,29 +36,30 @@ export async function startGateway(env: Record<string, string> = {}): Promise<Ga
   const apiKey = `sk-p-${randomBytes(8).toString('hex')}`;
   const bucket = `gwp-${randomBytes(5).toString('hex')}`;
   await openTestBucket(bucket);
+  const shared: Record<string, string> = {
+    ...s3Env(bucket),
+    REDIS_URL: process.env.TEST_REDIS_URL!,
+    QUEUE_PREFIX: `gwp${port}`,
+    API_KEYS: JSON.stringify([{ id: 'p', key_sha256: hashApiKey(apiKey), webhook_secret: 'whsec_cHBwcHBwcHBwcHBwcHBwcA==', rate_limit: 1_000_000, max_concurrent_jobs: 100_000 }]),
+    LOG_LEVEL: 'info',
+    ...env,
+  };
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
-    env: {
-      ...process.env,
-      ...s3Env(bucket),
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      REDIS_URL: process.env.TEST_REDIS_URL,
-      QUEUE_PREFIX: `gwp${port}`,
-      API_KEYS: JSON.stringify([{ id: 'p', key_sha256: hashApiKey(apiKey), webhook_secret: 'whsec_cHBwcHBwcHBwcHBwcHBwcA==', rate_limit: 1_000_000, max_concurrent_jobs: 100_000 }]),
-      LOG_LEVEL: 'info',
-      ...env,
-    },
+    env: { ...process.env, ...shared, PORT: String(port), HOST: '127.0.0.1' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
   child.stdout!.on('data', (c) => (out += c));
   child.stderr!.on('data', (c) => (out += c));
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  for (let i = 0; i < 600 && !out.includes('gateway listening'); i++) {
-    if (child.exitCode !== null) break;
-    await new Promise((r) => setTimeout(r, 100));
+  // Up once /healthz answers (whatever LOG_LEVEL says).
+  const answers = (): Promise<boolean> => fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok, () => false);
+  let up = false;
+  for (let i = 0; i < 600 && !up && child.exitCode === null; i++) {
+    up = await answers();
+    if (!up) await new Promise((r) => setTimeout(r, 100));
   }
-  if (!out.includes('gateway listening')) {
+  if (!up) {
     child.kill('SIGKILL');
     throw new Error(`the gateway did not start:\n${out}`);
   }
@@ -64,6 +67,7 @@ export async function startGateway(env: Record<string, string> = {}): Promise<Ga
     port,
     base: `http://127.0.0.1:${port}`,
     apiKey,
+    env: shared,
     child,
     output: () => out,
     async stop() {
