@@ -13,6 +13,16 @@ describe('request-id middleware', () => {
     expect(await res.text()).toBe('abc-123.x:y');
   });
 
+  it('sets X-Content-Type-Options: nosniff on the response, errors included', async () => {
+    const failing = new Hono<AppEnv>().use('*', requestId(createLogger({ level: 'silent' }))).get('/', () => {
+      throw new Error('boom');
+    });
+    failing.onError((_e, c) => c.json({ error: true }, 500));
+    for (const res of [await app.request('/'), await app.request('/missing'), await failing.request('/')]) {
+      expect(res.headers.get('x-content-type-options'), String(res.status)).toBe('nosniff');
+    }
+  });
+
   it('replaces a missing or unsafe one with a new UUID', async () => {
     for (const given of [undefined, 'has space', 'x'.repeat(129), 'semi;colon']) {
       const res = await app.request('/', { headers: given ? { 'x-request-id': given } : {} });
