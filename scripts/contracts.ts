@@ -98,10 +98,13 @@ export async function manifestTypes(root = ROOT): Promise<string> {
   });
   const graphs = (((schema.$defs as Json).precision as Json).properties as Json).graphs as Json;
   const names = graphs.required as string[];
+  const optional = Object.keys(graphs.properties as Json).filter((n) => !names.includes(n));
   return `${ts.trimEnd()}
 
 /** The graphs of a precision, in the order \`$defs.precision.properties.graphs.required\` lists them. */
 export const GRAPH_NAMES = [${names.map((n) => `'${n}'`).join(', ')}] as const;
+/** The graphs a precision may have (\`$defs.precision.properties.graphs.properties\` not in \`required\`). */
+export const OPTIONAL_GRAPH_NAMES = [${optional.map((n) => `'${n}'`).join(', ')}] as const;
 `;
 }
 

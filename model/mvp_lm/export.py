@@ -1,7 +1,12 @@
-"""Export an MVP-LM model bundle (model/BUNDLE.md): four ONNX graphs, tokenizer.json and manifest.json.
+"""Export an MVP-LM model bundle (model/BUNDLE.md): five ONNX graphs, tokenizer.json and manifest.json.
 
     python -m mvp_lm.export --preset tiny|full --variant paper|released-code [--checkpoint PATH] [--seed 0]
                             [--fp16] --out DIR
+    python -m mvp_lm.export --add-generation-graph --bundle DIR
+
+The fifth graph, decoder_generate.onnx (greedy decoding in one run, `mvp_lm/generation_graph.py`), is built from
+the exported decoder and embedding graphs, so the second form adds it to an existing bundle (one exported before the
+graph existed, or one whose checkpoint is not at hand) without touching its other files.
 
 Without --checkpoint the weights are random (torch.manual_seed(seed) before the model is built), which the manifest
 records, so `mvp_lm.reference --backend torch` can rebuild the same model. Graphs use opset 17 and built-in ONNX
@@ -23,6 +28,7 @@ import onnx
 import torch
 from torch import nn
 
+from . import generation_graph
 from .config import MVPLMConfig, full, tiny
 from .model import MVPLM
 from .postprocess import constants_from_config
@@ -33,6 +39,8 @@ from .weights import read_tensors
 SCHEMA_VERSION = "1"
 OPSET = 17
 GRAPHS = ("vision_encoder", "embed_tokens", "decoder_model_merged", "perception_decoder")
+# Optional in the schema (bundles exported before it existed load without it); every export writes it.
+OPTIONAL_GRAPHS = (generation_graph.GRAPH,)
 # The tokenizer is trained up to this size; a larger model vocabulary (full: 51,200) is padding rows.
 TOKENIZER_MAX_VOCAB = 4096
 # The tiny cap covers the demo's longest synthetic caption (55 tokens) plus the response marker and <PER>; 16 was
@@ -301,6 +309,7 @@ def export_bundle(preset: str, variant: str, out: str | Path, *, checkpoint: str
     model = build_model(cfg, seed, checkpoint)
     batch = 2 if preset == "tiny" else 1  # batch 2 keeps the batch axis symbolic; the full preset saves memory
     precisions = {"fp32": {"dtype": "float32", "graphs": {}}}
+    stops = generation_graph.stop_tokens(default_spec(tok, cfg.variant, cfg.num_image_tokens), tok)
     written: list[Path] = [out / "tokenizer.json"]
     todo = [("fp32", torch.float32, out)] + ([("fp16", torch.float16, out / "fp16")] if fp16 else [])
     for precision, dtype, folder in todo:
@@ -319,6 +328,15 @@ def export_bundle(preset: str, variant: str, out: str | Path, *, checkpoint: str
             size = sum(f.stat().st_size for f in files)
             log(f"[export]   {graph}: {size / 2**20:.1f} MiB in {time.time() - t0:.1f}s")
             gc.collect()
+        t0 = time.time()
+        files = generation_graph.write(folder, dims_of(cfg), stops)
+        check_graph(files[0])
+        if dtype != torch.float32:
+            _check_loads(files[0])
+        written += files
+        precisions[precision]["graphs"][generation_graph.GRAPH] = str(files[0].relative_to(out))
+        log(f"[export] {precision} {generation_graph.GRAPH} (Loop over the two graphs above): "
+            f"{sum(f.stat().st_size for f in files) / 2**20:.1f} MiB in {time.time() - t0:.1f}s")
     del model
     gc.collect()
     log("[export] hashing files ...")
@@ -335,15 +353,25 @@ def export_bundle(preset: str, variant: str, out: str | Path, *, checkpoint: str
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m mvp_lm.export", description=__doc__.split("\n")[0])
-    ap.add_argument("--preset", choices=sorted(PRESETS), required=True)
+    ap.add_argument("--preset", choices=sorted(PRESETS))
     ap.add_argument("--variant", choices=["paper", "released-code"], default="paper")
     ap.add_argument("--checkpoint", help="state dict (.safetensors or torch .pt); tokenizer.json beside it is used")
     ap.add_argument("--seed", type=int, default=0, help="seed of the random weights (without --checkpoint)")
     ap.add_argument("--fp16", action="store_true", help="also write fp16/*.onnx")
     ap.add_argument("--name", help="manifest name (default mvp-lm-<preset>-<variant>)")
     ap.add_argument("--version", default="0.1.0", help="manifest version of these weights")
-    ap.add_argument("--out", required=True)
+    ap.add_argument("--out")
+    ap.add_argument("--add-generation-graph", action="store_true",
+                    help="add decoder_generate.onnx to the existing bundle --bundle (no other file changes)")
+    ap.add_argument("--bundle", help="with --add-generation-graph: the bundle directory")
     args = ap.parse_args(argv)
+    if args.add_generation_graph:
+        if not args.bundle or args.out or args.preset:
+            ap.error("--add-generation-graph takes --bundle DIR only")
+        generation_graph.add_to_bundle(args.bundle, log=lambda msg: print(msg, flush=True))
+        return 0
+    if not args.preset or not args.out:
+        ap.error("--preset and --out are required (or --add-generation-graph --bundle DIR)")
     export_bundle(args.preset, args.variant, args.out, checkpoint=args.checkpoint, seed=args.seed, fp16=args.fp16,
                   name=args.name, version=args.version, log=lambda msg: print(msg, flush=True))
     return 0

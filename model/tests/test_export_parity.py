@@ -16,7 +16,7 @@ from PIL import Image
 from torch import nn
 from pycocotools import mask as mask_utils
 
-from mvp_lm.export import GRAPHS, export_bundle, file_entry
+from mvp_lm.export import GRAPHS, OPTIONAL_GRAPHS, export_bundle, file_entry
 from mvp_lm.reference import Bundle, run_case, verify_files
 
 SCHEMA = json.loads((Path(__file__).parents[1] / "manifest.schema.json").read_text())
@@ -43,7 +43,7 @@ def test_manifest_validates_and_files_match(bundle, tmp_path):
     onnx_b, _ = bundle
     m = onnx_b.manifest
     jsonschema.Draft202012Validator(SCHEMA).validate(m)
-    assert set(m["precisions"]["fp32"]["graphs"]) == set(GRAPHS)
+    assert set(m["precisions"]["fp32"]["graphs"]) == {*GRAPHS, *OPTIONAL_GRAPHS}
     for rel, entry in m["files"].items():
         assert file_entry(onnx_b.path / rel) == entry, rel
     copy = tmp_path / "copy"

@@ -140,8 +140,14 @@ export interface Precision {
     embed_tokens: RelativePath;
     decoder_model_merged: RelativePath;
     perception_decoder: RelativePath;
+    /**
+     * Optional (bundles exported before it existed have none): greedy decoding to <PER>, EOS or the token cap in one run, an ONNX Loop over the decoder with the KV cache as loop-carried state (BUNDLE.md).
+     */
+    decoder_generate?: string;
   };
 }
 
 /** The graphs of a precision, in the order `$defs.precision.properties.graphs.required` lists them. */
 export const GRAPH_NAMES = ['vision_encoder', 'embed_tokens', 'decoder_model_merged', 'perception_decoder'] as const;
+/** The graphs a precision may have (`$defs.precision.properties.graphs.properties` not in `required`). */
+export const OPTIONAL_GRAPH_NAMES = ['decoder_generate'] as const;

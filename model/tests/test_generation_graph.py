@@ -1,0 +1,199 @@
+"""decoder_generate.onnx (greedy decoding in one run, mvp_lm/generation_graph.py) equals the step graph run token by
+token in Python onnxruntime, and PyTorch, on both variants; stop rules (<PER>, EOS, cap checked first); the
+--add-generation-graph command on an existing bundle; the shipped demo bundle's graph."""
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from mvp_lm import generation_graph as gg
+from mvp_lm.export import GRAPHS, OPSET, _all_nodes, export_bundle, file_entry
+from mvp_lm.prompt import build_prompt, build_word_prompts, response_tail_ids
+from mvp_lm.reference import Bundle, Language, load_image, preprocess, verify_files
+
+MODEL = Path(__file__).resolve().parents[1]
+SCHEMA = json.loads((MODEL / "manifest.schema.json").read_text())
+DEMO = MODEL.parent / "models" / "demo"
+
+
+@pytest.fixture(scope="module", params=["paper", "released-code"])
+def bundle(request, tmp_path_factory):
+    out = tmp_path_factory.mktemp(f"gen-{request.param}")
+    export_bundle("tiny", request.param, out, seed=0, log=lambda _: None)
+    return out
+
+
+def _session(model_or_path) -> ort.InferenceSession:
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    src = model_or_path.SerializeToString() if isinstance(model_or_path, onnx.ModelProto) else str(model_or_path)
+    return ort.InferenceSession(src, opts, providers=["CPUExecutionProvider"])
+
+
+def _prompts(b: Bundle):
+    """The states after the parity-style prompts on one synthetic image: a word prompt, a chunked vocabulary's first
+    chunk, a sentence."""
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (90, 140, 3), dtype=np.uint8)
+    pixel_values, _ = preprocess(rgb, b.manifest["preprocess"])
+    lang = Language(b.backend, b.manifest, b.backend.vision(pixel_values)["image_embeds"])
+    things = ["red square", "blue circle", "dog", "person", "car", "tree", "cup", "chair", "bird", "cat", "boat",
+              "kite", "bench", "bus", "truck", "horse", "sheep", "cow", "clock", "vase"]
+    chunk = b.manifest["generation"]["vocab_chunk_size"]
+    prompts = [build_prompt(b.tok, b.spec, phrases=["red square", "blue circle", "sky", "grass"]),
+               build_word_prompts(b.tok, b.spec, things, chunk)[0],
+               build_prompt(b.tok, b.spec, sentence="the red square on the left")]
+    return lang, [lang.prefill(p) for p in prompts]
+
+
+def _step_loop(lang: Language, state: dict, per: int, eos: int, marker_tail: list[int], max_new: int):
+    """BUNDLE.md's `generate` with the step graph, for any stop tokens: (ids, fed tail, per_hidden)."""
+    generated, stop, logits = [], None, state["logits"]
+    while len(generated) < max_new:
+        t = int(np.argmax(logits[0, -1]))
+        if t in (per, eos):
+            stop = t
+            break
+        generated.append(t)
+        state = lang.feed(state, [t])
+        logits = state["logits"]
+    tail = [per] if stop == per else marker_tail
+    state = lang.feed(state, tail)
+    return generated, tail, state["last_hidden_state"][:, -1]
+
+
+def _run_graph(sess: ort.InferenceSession, state: dict, max_new: int):
+    first = int(np.argmax(state["logits"][0, -1]))
+    ids, per_hidden = sess.run(["generated_ids", "per_hidden"], {
+        "input_ids": np.array([[first]], np.int64), "max_new_tokens": np.array([max_new], np.int64), **state["past"]})
+    return ids[0].tolist(), per_hidden
+
+
+def _graph_with(bundle_dir: Path, manifest: dict, **stops) -> ort.InferenceSession:
+    d = manifest["dims"]
+    model = gg.build(onnx.load(str(bundle_dir / "decoder_model_merged.onnx")),
+                     onnx.load(str(bundle_dir / "embed_tokens.onnx")),
+                     num_layers=d["num_layers"], num_heads=d["num_heads"], head_dim=d["head_dim"], **stops)
+    return _session(model)
+
+
+def test_manifest_lists_the_graph_built_from_default_ops_with_weights_once(bundle):
+    m = json.loads((bundle / "manifest.json").read_text())
+    jsonschema.Draft202012Validator(SCHEMA).validate(m)
+    assert set(m["precisions"]["fp32"]["graphs"]) == {*GRAPHS, gg.GRAPH}
+    assert m["precisions"]["fp32"]["graphs"][gg.GRAPH] == gg.FILE
+    assert file_entry(bundle / gg.FILE) == m["files"][gg.FILE]
+    proto = onnx.load(str(bundle / gg.FILE))
+    nodes = list(_all_nodes(proto.graph))
+    assert {n.domain for n in nodes} <= {"", "ai.onnx"} and not proto.functions
+    assert [o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")] == [OPSET]
+    assert [n.op_type for n in proto.graph.node].count("Loop") == 1
+    sources = [onnx.load(str(bundle / f"{g}.onnx")) for g in ("embed_tokens", "decoder_model_merged")]
+    assert len(proto.graph.initializer) == sum(len(s.graph.initializer) for s in sources)  # shared by both copies
+    assert [i.name for i in proto.graph.input] == ["input_ids", "max_new_tokens",
+                                                   *[f"past_key_values.{i}.{k}" for i in range(m["dims"]["num_layers"])
+                                                     for k in ("key", "value")]]
+    assert [o.name for o in proto.graph.output] == ["generated_ids", "per_hidden"]
+
+
+def test_graph_equals_the_step_loop_in_onnxruntime(bundle):
+    b = Bundle(bundle, "onnx")
+    sess = b.backend.sessions[gg.GRAPH]
+    lang, states = _prompts(b)
+    per, eos = b.spec.tokens["per"], b.spec.tokens["eos"]
+    tail = response_tail_ids(b.tok, b.spec)
+    cap = b.manifest["generation"]["max_new_tokens"]
+    for i, state in enumerate(states):
+        for max_new in (0, 1, 7, cap):
+            want, _, want_h = _step_loop(lang, state, per, eos, tail, max_new)
+            got, got_h = _run_graph(sess, state, max_new)
+            assert got == want, f"prompt {i}, max {max_new}"
+            assert np.abs(got_h - want_h).max() <= 1e-5, f"prompt {i}, max {max_new}: per_hidden"
+
+
+def test_stop_rules_on_per_and_eos_and_the_cap_first(bundle):
+    """Random weights rarely choose <PER> or EOS, so graphs are built with stop tokens taken from the free run."""
+    b = Bundle(bundle, "onnx")
+    lang, states = _prompts(b)
+    state = states[0]
+    cap = b.manifest["generation"]["max_new_tokens"]
+    marker = response_tail_ids(b.tok, b.spec)[:-1]
+    free, _, _ = _step_loop(lang, state, -1, -2, marker + [b.spec.tokens["per"]], cap)  # no stop token: the cap
+    distinct = list(dict.fromkeys(free))
+    assert len(distinct) >= 4, free
+    per, eos = distinct[2], distinct[3]
+    absent = next(t for t in range(b.manifest["dims"]["vocab_size"]) if t not in free)
+    cases = [("stop on <PER>", per, absent, cap, free.index(per), [per]),
+             ("stop on EOS", absent, eos, cap, free.index(eos), marker + [absent]),
+             ("the cap before <PER>", per, absent, free.index(per), free.index(per), marker + [per]),
+             ("<PER> first", free[0], absent, cap, 0, [free[0]])]
+    for what, p, e, max_new, n, tail in cases:
+        sess = _graph_with(bundle, b.manifest, per=p, eos=e, tail_ids=marker + [p])
+        want, want_tail, want_h = _step_loop(lang, state, p, e, marker + [p], max_new)
+        assert len(want) == n and want_tail == tail, what
+        got, got_h = _run_graph(sess, state, max_new)
+        assert got == want == free[:n], what
+        assert np.abs(got_h - want_h).max() <= 1e-5, what
+
+
+def test_graph_equals_pytorch(bundle):
+    onnx_b, torch_b = Bundle(bundle, "onnx"), Bundle(bundle, "torch")
+    sess = onnx_b.backend.sessions[gg.GRAPH]
+    _, states = _prompts(onnx_b)
+    torch_lang, torch_states = _prompts(torch_b)
+    per, eos = onnx_b.spec.tokens["per"], onnx_b.spec.tokens["eos"]
+    tail = response_tail_ids(onnx_b.tok, onnx_b.spec)
+    cap = onnx_b.manifest["generation"]["max_new_tokens"]
+    for i, (state, torch_state) in enumerate(zip(states, torch_states)):
+        want, _, want_h = _step_loop(torch_lang, torch_state, per, eos, tail, cap)
+        got, got_h = _run_graph(sess, state, cap)
+        assert got == want, f"prompt {i}"
+        assert np.abs(got_h - want_h).max() <= 1e-4, f"prompt {i}: per_hidden"
+
+
+def test_added_to_an_existing_bundle_it_is_what_the_export_writes(bundle, tmp_path):
+    old = tmp_path / "old"
+    shutil.copytree(bundle, old)
+    exported = json.loads((bundle / "manifest.json").read_text())
+    m = json.loads((old / "manifest.json").read_text())
+    del m["precisions"]["fp32"]["graphs"][gg.GRAPH], m["files"][gg.FILE]
+    (old / gg.FILE).unlink()
+    (old / "manifest.json").write_text(json.dumps(m, indent=2) + "\n")
+    before = {p.name: file_entry(p) for p in old.iterdir() if p.name != "manifest.json"}
+    subprocess.run([sys.executable, "-m", "mvp_lm.export", "--add-generation-graph", "--bundle", str(old)],
+                   cwd=MODEL, check=True, capture_output=True)
+    after = {p.name: file_entry(p) for p in old.iterdir() if p.name != "manifest.json"}
+    assert after == {**before, gg.FILE: file_entry(bundle / gg.FILE)}  # the others untouched, the graph identical
+    assert (old / "manifest.json").read_text() == (bundle / "manifest.json").read_text()
+    assert json.loads((old / "manifest.json").read_text()) == exported
+    verify_files(old, exported)
+
+
+def test_demo_bundle_graph_equals_the_step_loop_and_stops_on_per():
+    m = json.loads((DEMO / "manifest.json").read_text())
+    assert m["precisions"]["fp32"]["graphs"].get(gg.GRAPH) == gg.FILE
+    b = Bundle(DEMO, "onnx")  # verifies every listed file
+    sess = b.backend.sessions[gg.GRAPH]
+    cases = [c for c in json.loads((DEMO / "ci-slice" / "cases.json").read_text()) if c["caption"]][:4]
+    per, eos = b.spec.tokens["per"], b.spec.tokens["eos"]
+    tail = response_tail_ids(b.tok, b.spec)
+    cap = m["generation"]["max_new_tokens"]
+    stopped_on_per = 0
+    for c in cases:
+        pixel_values, _ = preprocess(load_image(DEMO / "ci-slice" / c["image"]), m["preprocess"])
+        lang = Language(b.backend, m, b.backend.vision(pixel_values)["image_embeds"])
+        phrases = [p["text"] for p in c["tasks"][0]["phrases"]]
+        state = lang.prefill(build_word_prompts(b.tok, b.spec, phrases, m["generation"]["vocab_chunk_size"])[0])
+        want, want_tail, want_h = _step_loop(lang, state, per, eos, tail, cap)
+        got, got_h = _run_graph(sess, state, cap)
+        assert got == want, c["id"]
+        assert np.abs(got_h - want_h).max() <= 1e-5, c["id"]
+        stopped_on_per += want_tail == [per]
+    assert stopped_on_per > 0  # the trained model writes <PER> itself
