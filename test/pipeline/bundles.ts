@@ -13,11 +13,17 @@ function python(args: string[], timeoutMs = 900_000): void {
   execFileSync(PYTHON, args, { cwd: path.resolve('model'), stdio: ['ignore', 'inherit', 'inherit'], timeout: timeoutMs });
 }
 
-/** Exports the tiny bundle of a variant with `python -m mvp_lm.export` unless it is already there. */
+/**
+ * Exports the tiny bundle of a variant with `python -m mvp_lm.export` unless it is already there; a cached bundle
+ * exported before decoder_generate.onnx existed gets it with `--add-generation-graph` (what the export would write).
+ */
 export function ensureBundle(variant: keyof typeof BUNDLES): string {
   const dir = BUNDLES[variant];
-  if (!existsSync(path.join(dir, 'manifest.json'))) {
+  const manifest = path.join(dir, 'manifest.json');
+  if (!existsSync(manifest)) {
     python(['-m', 'mvp_lm.export', '--preset', 'tiny', '--variant', variant, '--seed', '0', '--out', dir]);
+  } else if (!(JSON.parse(readFileSync(manifest, 'utf8')) as { precisions: { fp32: { graphs: Record<string, string> } } }).precisions.fp32.graphs.decoder_generate) {
+    python(['-m', 'mvp_lm.export', '--add-generation-graph', '--bundle', dir]);
   }
   return dir;
 }

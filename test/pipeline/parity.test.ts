@@ -1,5 +1,6 @@
 // Parity with the model package's reference (python -m mvp_lm.reference, onnxruntime + numpy/torch post-processing)
 // on the same tiny bundles and inputs: every task mode, both variants, caption on and off, chunked vocabularies.
+// The engine decodes captions with decoder_generate.onnx (the bundles have it), the reference with the step graph.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,28 +13,7 @@ import { loadTokenizer } from '../../workers/pipeline/tokenizer.js';
 import { ensureBundle, runReference, type ReferenceCase, type ReferenceDoc } from './bundles.js';
 import { compareTask, maxRelDiff } from './compare.js';
 import { syntheticPng } from './images.js';
-
-const THINGS = ['red square', 'blue circle', 'dog', 'person', 'car', 'tree', 'cup', 'chair', 'bird', 'cat', 'boat',
-  'kite', 'bench', 'bus', 'truck', 'horse', 'sheep', 'cow', 'clock', 'vase'];
-const words = (mode: string, extra: object = {}) => ({
-  type: 'words', mode, score_threshold: 0, top_k: 12,
-  phrases: ['red square', 'blue circle', { text: 'sky', stuff: true }, { text: 'grass', stuff: true }], ...extra,
-});
-
-const CASES: (Omit<ReferenceCase, 'image'> & { size: [number, number] })[] = [
-  { id: 'landscape-words', size: [140, 90], caption: true, tasks: [words('instance'), words('panoptic'), words('semantic'), words('detection', { outputs: ['boxes'] })] },
-  { id: 'portrait-sentences', size: [70, 150], caption: false, tasks: [
-    { type: 'sentence', sentence: 'the red square on the left', mode: 'single' },
-    { type: 'sentence', sentence: 'every blue circle', mode: 'multi' },
-    { type: 'sentence', sentence: 'the small dog', mode: 'multi', score_threshold: 0.2, outputs: ['masks'] },
-  ] },
-  { id: 'square-chunked', size: [128, 128], caption: true, tasks: [
-    { type: 'words', mode: 'instance', phrases: THINGS, score_threshold: 0, top_k: 30 },
-    { type: 'words', mode: 'panoptic', phrases: THINGS.map((t, i) => ({ text: t, stuff: i % 3 === 0 })) },
-  ] },
-  { id: 'downscale-mixed', size: [300, 200], caption: true, tasks: [words('instance', { score_threshold: 0.3 }), { type: 'sentence', sentence: 'the tree', mode: 'single' }] },
-  { id: 'upscale-tiny', size: [30, 20], caption: false, tasks: [words('instance'), words('semantic'), { type: 'sentence', sentence: 'a cup', mode: 'multi' }] },
-];
+import { CASES, caseSeed } from './parity-cases.js';
 
 for (const variant of ['paper', 'released-code'] as const) {
   describe(`parity with the Python reference (${variant})`, () => {
@@ -48,7 +28,7 @@ for (const variant of ['paper', 'released-code'] as const) {
       mkdirSync(work, { recursive: true });
       const cases: ReferenceCase[] = [];
       for (const [i, c] of CASES.entries()) {
-        const png = await syntheticPng(c.size[0], c.size[1], 100 + i);
+        const png = await syntheticPng(c.size[0], c.size[1], caseSeed(i));
         writeFileSync(path.join(work, `${c.id}.png`), png);
         images.set(c.id, png);
         cases.push({ id: c.id, image: `${c.id}.png`, tasks: c.tasks, caption: c.caption });
@@ -130,6 +110,7 @@ for (const variant of ['paper', 'released-code'] as const) {
         expect(result.image).toEqual(expected.image);
         expect(result.model).toEqual(expected.model);
         expect(result.provider).toBe('cpu');
+        expect(pipeline.info().generation).toBe('decoder_generate');
         result.tasks.forEach((t, i) => expect(compareTask(t, expected.tasks[i]!), `task ${i}`).toEqual([]));
         expect(Object.keys(result.timings_ms)).toEqual(stages);
       } finally {

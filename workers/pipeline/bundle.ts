@@ -1,17 +1,20 @@
 // Loads a model bundle directory: manifest.json validated against model/manifest.schema.json (ajv), every file
-// listed in the manifest present and matching its sha256, and the four graphs + tokenizer of BUNDLE.md there.
+// listed in the manifest present and matching its sha256, and the four graphs + tokenizer of BUNDLE.md there (and
+// the optional decoder_generate.onnx when the manifest names it).
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
-import { GRAPHS, type GraphName, type Manifest } from './manifest.js';
+import { GRAPHS, OPTIONAL_GRAPHS, type GraphName, type Manifest, type OptionalGraphName } from './manifest.js';
 
 export interface Bundle {
   dir: string;
   manifest: Manifest;
   graph(name: GraphName): string;
+  /** Path of an optional graph, or null when the bundle has none. */
+  optionalGraph(name: OptionalGraphName): string | null;
   tokenizerFile: string;
 }
 
@@ -75,6 +78,7 @@ export async function loadBundle(dir: string, opts: { verifyHashes?: boolean } =
   const graphs = manifest.precisions.fp32.graphs;
   const referenced: [string, string][] = [
     ...GRAPHS.map((g): [string, string] => [`precisions.fp32.graphs.${g}`, graphs[g]]),
+    ...OPTIONAL_GRAPHS.flatMap((g): [string, string][] => (graphs[g] ? [[`precisions.fp32.graphs.${g}`, graphs[g]]] : [])),
     ['tokenizer.file', manifest.tokenizer.file],
   ];
   for (const [field, name] of referenced) {
@@ -95,6 +99,7 @@ export async function loadBundle(dir: string, opts: { verifyHashes?: boolean } =
     dir: root,
     manifest,
     graph: (name) => path.join(root, graphs[name]),
+    optionalGraph: (name) => (graphs[name] ? path.join(root, graphs[name]) : null),
     tokenizerFile: path.join(root, manifest.tokenizer.file),
   };
 }

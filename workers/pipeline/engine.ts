@@ -5,7 +5,7 @@ import * as ort from 'onnxruntime-node';
 import type { TaskResult } from '../../contracts/result.js';
 import type { Task } from '../../contracts/task.js';
 import { loadBundle, type Bundle } from './bundle.js';
-import { prefillImage, runLanguage, type ImagePrefix, type LanguageContext, type LanguageOutput } from './generate.js';
+import { generateInGraph, prefillImage, runLanguage, type ImagePrefix, type LanguageContext, type LanguageOutput } from './generate.js';
 import { runPerception, VISION_FOR_PERCEPTION, type VisionOutputs } from './perceive.js';
 import { postprocessTask } from './postprocess/index.js';
 import { geometryFor, type Size } from './postprocess/geometry.js';
@@ -25,11 +25,15 @@ export interface EngineConfig {
   intraOpThreads?: number;
   /** Check every bundle file's sha256 at load (default true). */
   verifyHashes?: boolean;
+  /** Decode captions with decoder_generate.onnx when the bundle has it (default true); false: the step loop. */
+  generationGraph?: boolean;
 }
 
 export interface EngineInfo extends PipelineInfo {
   fallbackReason?: string;
   warmupMs: number;
+  /** How captions are decoded: in one run of decoder_generate.onnx, or one decoder run per token. */
+  generation: 'decoder_generate' | 'step-loop';
 }
 
 interface JobState {
@@ -69,6 +73,7 @@ export class PipelineEngine {
       model: { name: m.name, version: m.version, variant: m.variant },
       ...(this.models.fallbackReason ? { fallbackReason: this.models.fallbackReason } : {}),
       warmupMs: this.warmupMs,
+      generation: this.models.sessions.decoder_generate ? 'decoder_generate' : 'step-loop',
     };
   }
 
@@ -83,6 +88,10 @@ export class PipelineEngine {
       this.state(id).pre = toPixelValues({ rgb, size }, this.bundle.manifest.preprocess);
       await this.vision(id);
       await this.language(id, 0, task, false);
+      // the caption-off task above needs no generation: one iteration of the generation graph initialises it (from
+      // a token that is no stop token, so that the loop body runs)
+      const { tokens } = this.bundle.manifest;
+      if (this.models.sessions.decoder_generate) await generateInGraph(this.lang, this.state(id).prefix!.past, tokens.image, 1);
       await this.perception(id, 0, task);
       this.postprocess(id, 0, task);
     } finally {

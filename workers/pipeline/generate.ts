@@ -4,8 +4,13 @@
 //
 // The prefix (system text) and the image tokens are the same for every prompt of a job, so their KV cache is
 // computed once per image (`prefillImage`) and every task's prompt continues from it.
+//
+// Greedy caption decoding runs in one session.run of decoder_generate.onnx (an ONNX Loop that keeps the KV cache
+// inside the run: on CUDA nothing but the ids and the <PER> state comes back to the host) when the bundle has that
+// graph; bundles exported before it existed take the step loop here, one decoder run per token, which feeds each
+// run's present.* back as the next run's past_key_values.*. Both give the same ids (test/pipeline/generation.test.ts).
 import * as ort from 'onnxruntime-node';
-import type { GraphName, Manifest } from './manifest.js';
+import type { Manifest } from './manifest.js';
 import {
   captionFromIds,
   noCaptionIds,
@@ -15,9 +20,9 @@ import {
   type Prompt,
   type PromptContext,
 } from './prompt.js';
+import type { Sessions } from './sessions.js';
 import type { TextTokenizer } from './tokenizer.js';
 
-type Sessions = Record<GraphName, ort.InferenceSession>;
 type Past = Record<string, ort.Tensor>;
 
 export interface LanguageContext extends PromptContext {
@@ -43,7 +48,7 @@ export interface LanguageOutput {
   caption: string | null;
 }
 
-interface StepOutput {
+export interface StepOutput {
   logits: ort.Tensor;
   past: Past;
   hidden: ort.Tensor; // last_hidden_state or mean_hidden_states, [1,T,H]
@@ -158,6 +163,82 @@ interface PromptResult {
   caption: string | null;
 }
 
+/** The decoder state after the last position fed so far: that run's outputs and the cache length. */
+export interface DecodeState {
+  out: StepOutput;
+  length: number;
+}
+
+/** A prompt's prefill after the shared image prefix (its `out.hidden` rows start at position `image.length`). */
+export async function prefillPrompt(ctx: LanguageContext, image: ImagePrefix, prompt: Prompt): Promise<DecodeState> {
+  const restIds = prompt.inputIds.slice(prompt.imageIndex + 1);
+  const out = await step(ctx, await embed(ctx, restIds), image.past, image.length);
+  return { out, length: image.length + restIds.length };
+}
+
+export interface Response {
+  /** Ids chosen by greedy decoding, without the stop token. */
+  generatedIds: number[];
+  /** [H] last_hidden_state at <PER>. */
+  perHidden: Float32Array;
+}
+
+/**
+ * decoder_generate.onnx from a cache: greedy decoding from `next` (the choice after the cache's last position) until
+ * <PER>, EOS or `maxNewTokens`, then the tail (<PER>, or the response marker and <PER>) — all in one run.
+ */
+export async function generateInGraph(ctx: LanguageContext, past: Past, next: number, maxNewTokens: number): Promise<Response> {
+  const session = ctx.sessions.decoder_generate;
+  if (!session) throw new Error('generateInGraph: the bundle has no decoder_generate graph');
+  const out = await session.run({ input_ids: int64([next], [1, 1]), max_new_tokens: int64([maxNewTokens], [1]), ...past });
+  const ids = Array.from(out.generated_ids!.data as BigInt64Array, Number);
+  return { generatedIds: ids, perHidden: (out.per_hidden!.data as Float32Array).slice() };
+}
+
+/**
+ * Greedy caption then <PER> from the state after a prompt (BUNDLE.md "Response"): in decoder_generate.onnx when
+ * the bundle has it, else the step loop. `draft`: ids generated for an earlier task on the same image.
+ */
+export async function greedyResponse(ctx: LanguageContext, state: DecodeState, draft: number[] = []): Promise<Response> {
+  const m = ctx.manifest;
+  let { out, length } = state;
+  const generatedIds: number[] = [];
+  // greedy decoding until <PER>, EOS or the token cap (stop tokens are not part of the caption); <PER> itself
+  // is then fed to read its state, after the response marker unless the model wrote <PER> itself
+  let tail = responseTailIds(ctx);
+  const max = m.generation.max_new_tokens;
+  let next = argmaxAt(out.logits, out.logits.dims[1]! - 1);
+  // Speculative decoding with the job's previous caption as the draft: one decoder pass scores all draft
+  // tokens; the longest prefix that greedy decoding would have produced anyway is accepted, so the result is
+  // the greedy result, while a second task on an image usually pays one pass instead of one per token. Kept in
+  // front of decoder_generate too: on the tiny bundle (CPU, 64 tokens) a fully accepted draft + the graph took
+  // 9.7 ms against 19.3 ms for the graph alone, half a draft 17.4 ms (npm run bench:pipeline).
+  const d = draft.slice(0, max);
+  if (d.length > 0 && next === d[0]) {
+    const scored = await step(ctx, await embed(ctx, d), out.past, length);
+    let k = 1;
+    while (k < d.length && argmaxAt(scored.logits, k - 1) === d[k]) k++;
+    generatedIds.push(...d.slice(0, k));
+    next = argmaxAt(scored.logits, k - 1);
+    out = k === d.length ? scored : { ...scored, past: truncatePast(scored.past, length + k) };
+    length += k;
+  }
+  if (ctx.sessions.decoder_generate) {
+    const rest = await generateInGraph(ctx, out.past, next, max - generatedIds.length);
+    return { generatedIds: [...generatedIds, ...rest.generatedIds], perHidden: rest.perHidden };
+  }
+  while (generatedIds.length < max) {
+    if (next === m.tokens.per) tail = [next];
+    if (next === m.tokens.per || next === m.tokens.eos) break;
+    generatedIds.push(next);
+    out = await step(ctx, await embed(ctx, [next]), out.past, length);
+    length += 1;
+    next = argmaxAt(out.logits, 0);
+  }
+  out = await step(ctx, await embed(ctx, tail), out.past, length);
+  return { generatedIds, perHidden: row(out.lastHidden, tail.length - 1) };
+}
+
 async function runPrompt(
   ctx: LanguageContext,
   image: ImagePrefix,
@@ -165,49 +246,17 @@ async function runPrompt(
   respond: 'caption' | 'no-caption' | 'none',
   draft: number[],
 ): Promise<PromptResult> {
-  const m = ctx.manifest;
-  const h = m.dims.hidden_size;
-  const restIds = prompt.inputIds.slice(prompt.imageIndex + 1);
-  let out = await step(ctx, await embed(ctx, restIds), image.past, image.length);
-  let length = image.length + restIds.length;
-  const embeds = pool(out.hidden, prompt.spans, image.length, h);
+  const state = await prefillPrompt(ctx, image, prompt);
+  const embeds = pool(state.out.hidden, prompt.spans, image.length, ctx.manifest.dims.hidden_size);
   if (respond === 'none') return { embeds, perHidden: null, generatedIds: [], caption: null };
-
-  const generatedIds: number[] = [];
-  let tail: number[];
-  if (respond === 'no-caption') {
-    tail = noCaptionIds(ctx);
-  } else {
-    // greedy decoding until <PER>, EOS or the token cap (stop tokens are not part of the caption); <PER> itself
-    // is then fed to read its state, after the response marker unless the model wrote <PER> itself
-    tail = responseTailIds(ctx);
-    const max = m.generation.max_new_tokens;
-    let next = argmaxAt(out.logits, out.logits.dims[1]! - 1);
-    // Speculative decoding with the job's previous caption as the draft: one decoder pass scores all draft
-    // tokens; the longest prefix that greedy decoding would have produced anyway is accepted, so the result is
-    // the greedy result, while a second task on an image usually pays one pass instead of one per token.
-    const d = draft.slice(0, max);
-    if (d.length > 0 && next === d[0]) {
-      const scored = await step(ctx, await embed(ctx, d), out.past, length);
-      let k = 1;
-      while (k < d.length && argmaxAt(scored.logits, k - 1) === d[k]) k++;
-      generatedIds.push(...d.slice(0, k));
-      next = argmaxAt(scored.logits, k - 1);
-      out = k === d.length ? scored : { ...scored, past: truncatePast(scored.past, length + k) };
-      length += k;
-    }
-    while (generatedIds.length < max) {
-      if (next === m.tokens.per) tail = [next];
-      if (next === m.tokens.per || next === m.tokens.eos) break;
-      generatedIds.push(next);
-      out = await step(ctx, await embed(ctx, [next]), out.past, length);
-      length += 1;
-      next = argmaxAt(out.logits, 0);
-    }
+  if (respond === 'caption') {
+    const { generatedIds, perHidden } = await greedyResponse(ctx, state, draft);
+    return { embeds, perHidden, generatedIds, caption: captionFromIds(ctx, generatedIds) };
   }
-  out = await step(ctx, await embed(ctx, tail), out.past, length);
-  const perHidden = row(out.lastHidden, tail.length - 1);
-  return { embeds, perHidden, generatedIds, caption: respond === 'caption' ? captionFromIds(ctx, generatedIds) : null };
+  // caption off: the no-caption response and <PER> are fed right after the prompt, nothing is generated
+  const tail = noCaptionIds(ctx);
+  const out = await step(ctx, await embed(ctx, tail), state.out.past, state.length);
+  return { embeds, perHidden: row(out.lastHidden, tail.length - 1), generatedIds: [], caption: null };
 }
 
 /** Language outputs for one task: pooled text embeddings, <PER> state and caption (first chunk only). */

@@ -3,7 +3,7 @@
 // and timings, and makes the thread drop a job's tensors when the job ends, however it ends.
 import { RESULT_SCHEMA_VERSION, type PerceptionResult, type TaskResult } from '../../contracts/result.js';
 import type { Stage } from '../../contracts/job.js';
-import type { EngineConfig } from './engine.js';
+import type { EngineConfig, EngineInfo } from './engine.js';
 import { EngineThread } from './thread-host.js';
 import {
   PipelineCanceled,
@@ -18,7 +18,7 @@ import {
 export type OnnxPipelineOptions = EngineConfig;
 
 export interface OnnxPerceptionPipeline extends PerceptionPipeline {
-  info(): PipelineInfo & { fallbackReason?: string; warmupMs: number };
+  info(): PipelineInfo & { fallbackReason?: string; warmupMs: number; generation: EngineInfo['generation'] };
   /** Jobs whose tensors the pipeline thread still holds (0 between jobs). */
   activeJobs(): Promise<number>;
 }
@@ -89,7 +89,7 @@ export async function createOnnxPipeline(opts: OnnxPipelineOptions): Promise<Onn
   }
 
   return {
-    info: () => ({ provider: thread.info.provider, model: thread.info.model, fallbackReason: thread.info.fallbackReason, warmupMs: thread.info.warmupMs }),
+    info: () => ({ provider: thread.info.provider, model: thread.info.model, fallbackReason: thread.info.fallbackReason, warmupMs: thread.info.warmupMs, generation: thread.info.generation }),
     run,
     activeJobs: () => thread.call('activeJobs'),
     close: () => thread.close(),

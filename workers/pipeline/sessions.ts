@@ -1,9 +1,10 @@
-// ONNX Runtime sessions of a bundle's four graphs on the configured provider. Asking for CUDA where the CUDA
+// ONNX Runtime sessions of a bundle's graphs on the configured provider. Asking for CUDA where the CUDA
 // provider cannot load throws at session creation (serving-notes.md), so CUDA is tried alone and a failure falls
-// back to CPU explicitly, with a log line; the active provider is reported.
+// back to CPU explicitly, with a log line; the active provider is reported. The optional decoder_generate.onnx
+// (greedy decoding in one run) gets a session when the bundle has it, on every provider.
 import * as ort from 'onnxruntime-node';
 import type { Bundle } from './bundle.js';
-import { GRAPHS, type GraphName } from './manifest.js';
+import { GRAPHS, OPTIONAL_GRAPHS, type GraphName, type OptionalGraphName } from './manifest.js';
 import type { PipelineLogger } from './types.js';
 
 export type Provider = 'cpu' | 'cuda';
@@ -14,13 +15,21 @@ export interface SessionConfig {
   logger?: PipelineLogger;
   /** Threads per ORT operator; default: ORT's choice (all cores). */
   intraOpThreads?: number;
+  /**
+   * Load decoder_generate.onnx when the bundle has it (default true), so captions are decoded in one run; false
+   * leaves it out and captions take the step loop (tests and benchmarks compare the two).
+   */
+  generationGraph?: boolean;
 }
+
+/** The four graphs every bundle has, plus the optional ones the bundle has (and the config wants). */
+export type Sessions = Record<GraphName, ort.InferenceSession> & Partial<Record<OptionalGraphName, ort.InferenceSession>>;
 
 export interface ModelSessions {
   provider: Provider;
   /** Why CUDA was not used when it was asked for. */
   fallbackReason?: string;
-  sessions: Record<GraphName, ort.InferenceSession>;
+  sessions: Sessions;
   release(): Promise<void>;
 }
 
@@ -35,21 +44,25 @@ function options(provider: Provider, cfg: SessionConfig): ort.InferenceSession.S
   };
 }
 
-async function createAll(bundle: Bundle, provider: Provider, cfg: SessionConfig): Promise<Record<GraphName, ort.InferenceSession>> {
-  const created: Partial<Record<GraphName, ort.InferenceSession>> = {};
+async function createAll(bundle: Bundle, provider: Provider, cfg: SessionConfig): Promise<Sessions> {
+  const created: Partial<Sessions> = {};
   try {
     for (const g of GRAPHS) created[g] = await ort.InferenceSession.create(bundle.graph(g), options(provider, cfg));
+    for (const g of OPTIONAL_GRAPHS) {
+      const file = bundle.optionalGraph(g);
+      if (file && cfg.generationGraph !== false) created[g] = await ort.InferenceSession.create(file, options(provider, cfg));
+    }
   } catch (err) {
     await Promise.all(Object.values(created).map((s) => s.release()));
     throw err;
   }
-  return created as Record<GraphName, ort.InferenceSession>;
+  return created as Sessions;
 }
 
 export async function createSessions(bundle: Bundle, cfg: SessionConfig): Promise<ModelSessions> {
   let provider = cfg.provider;
   let fallbackReason: string | undefined;
-  let sessions: Record<GraphName, ort.InferenceSession>;
+  let sessions: Sessions;
   try {
     sessions = await createAll(bundle, provider, cfg);
   } catch (err) {
@@ -60,7 +73,8 @@ export async function createSessions(bundle: Bundle, cfg: SessionConfig): Promis
     provider = 'cpu';
     sessions = await createAll(bundle, provider, cfg);
   }
-  cfg.logger?.info({ provider, deviceId: provider === 'cuda' ? cfg.deviceId ?? 0 : undefined, bundle: bundle.dir }, 'ONNX sessions ready');
+  const generation = sessions.decoder_generate ? 'decoder_generate' : 'step loop';
+  cfg.logger?.info({ provider, deviceId: provider === 'cuda' ? cfg.deviceId ?? 0 : undefined, bundle: bundle.dir, generation }, 'ONNX sessions ready');
   return {
     provider,
     fallbackReason,
