@@ -2,8 +2,10 @@
 //                         [--full-runs N] [--full-tokens N]
 // Not a test: prints numbers and ratios measured in this run, on this machine.
 //  1. per-stage latency of the threaded pipeline on the tiny bundle (and a full-size bundle with --full DIR)
-//  2. LLM decode tokens/s: the TypeScript greedy loop (embed_tokens + decoder_model_merged + argmax, KV cache)
-//     vs PyTorch eager on the same model and CPU (a Python snippet run from here)
+//  2. caption decoding tokens/s: decoder_generate.onnx (the whole greedy loop in one run) vs the TypeScript step loop
+//     (embed_tokens + decoder_model_merged + argmax per token, KV cache fed back) vs PyTorch eager on the same model
+//     and CPU (a Python snippet run from here), 1 and 2 threads; bytes crossing the session boundary per generated
+//     token before (step loop) and after (decoder_generate); the speculative draft before the graph
 //  3. COCO RLE encoding of a 1024×1024 mask vs pycocotools
 //  4. cost of a second task on the same image relative to the first task's job (target ≤ 35%)
 import { execFileSync } from 'node:child_process';
@@ -12,13 +14,10 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { Task } from '../contracts/task.js';
-import { loadBundle } from '../workers/pipeline/bundle.js';
-import { argmaxAt, embed, emptyPast, step, type LanguageContext } from '../workers/pipeline/generate.js';
+import { measureDecode, printDecode } from './decode.js';
 import { PipelineEngine } from '../workers/pipeline/engine.js';
 import { createOnnxPipeline } from '../workers/pipeline/pipeline.js';
 import { encodeRle } from '../workers/pipeline/rle.js';
-import { createSessions } from '../workers/pipeline/sessions.js';
-import { loadTokenizer } from '../workers/pipeline/tokenizer.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -62,7 +61,7 @@ async function stageLatency(dir: string, label: string, runs: number): Promise<v
 async function threadedStages(dir: string, label: string, runs: number, image: Buffer): Promise<void> {
   log(`\n== per-stage latency through the threaded pipeline, ${label} (${dir}), median of ${runs} runs, 640×480 PNG, caption on`);
   const pipeline = await createOnnxPipeline({ modelDir: dir, provider: 'cpu' });
-  log(`pipeline ready (warm-up ${fmt(pipeline.info().warmupMs, 0)} ms)`);
+  log(`pipeline ready (warm-up ${fmt(pipeline.info().warmupMs, 0)} ms; captions: ${pipeline.info().generation})`);
   try {
     const per: Record<string, number[]> = {};
     const total: number[] = [];
@@ -133,52 +132,6 @@ async function secondTask(dir: string, image: Buffer, runs: number): Promise<voi
   }
 }
 
-async function decodeSpeed(dir: string, threads: number, tokens: number): Promise<void> {
-  log(`\n== LLM decode tokens/s (${dir}), ${threads} thread(s) on both sides: ${tokens} greedy steps after a 64-token prefill, stop tokens ignored, best of 3`);
-  const bundle = await loadBundle(dir, { verifyHashes: false });
-  const models = await createSessions(bundle, { provider: 'cpu', intraOpThreads: threads });
-  const ctx: LanguageContext = { sessions: models.sessions, manifest: bundle.manifest, tokenizer: loadTokenizer(bundle.tokenizerFile) };
-  const prefillIds = Array.from({ length: 64 }, (_, i) => 10 + i);
-  const tsRates: number[] = [];
-  for (let r = 0; r < 3; r++) {
-    let out = await step(ctx, await embed(ctx, prefillIds), emptyPast(bundle.manifest), 0);
-    let length = prefillIds.length;
-    const t0 = performance.now();
-    for (let i = 0; i < tokens; i++) {
-      const next = argmaxAt(out.logits, out.logits.dims[1]! - 1);
-      out = await step(ctx, await embed(ctx, [next]), out.past, length);
-      length++;
-    }
-    tsRates.push(tokens / ((performance.now() - t0) / 1000));
-  }
-  await models.release();
-  const torchRate = Number(python(`
-import json, time, torch
-torch.set_num_threads(${threads})
-from mvp_lm.config import MVPLMConfig
-from mvp_lm.export import build_model
-m = json.load(open(${JSON.stringify(path.join(dir, 'manifest.json'))}))
-model = build_model(MVPLMConfig.from_dict(m['config']), m['weights'].get('seed', 0))
-rates = []
-with torch.no_grad():
-    for r in range(3):
-        ids = torch.arange(10, 74)[None]
-        out = model.llm(model.embed_tokens(ids), torch.ones(1, 64, dtype=torch.long), torch.arange(64)[None], None)
-        past, length = out['present'], 64
-        t0 = time.perf_counter()
-        for i in range(${tokens}):
-            nxt = out['logits'][0, -1].argmax()
-            out = model.llm(model.embed_tokens(nxt.view(1, 1)), torch.ones(1, length + 1, dtype=torch.long), torch.tensor([[length]]), past)
-            past, length = out['present'], length + 1
-        rates.append(${tokens} / (time.perf_counter() - t0))
-print(max(rates))
-`).trim());
-  const ts = Math.max(...tsRates);
-  log(`  TypeScript + onnxruntime-node: ${fmt(ts)} tokens/s`);
-  log(`  PyTorch eager (torch ${python('import torch; print(torch.__version__)').trim()}): ${fmt(torchRate)} tokens/s`);
-  log(`  ratio TS / PyTorch eager: ${fmt(ts / torchRate, 2)}× (target ≥ 1.0×, goal 1.5×)`);
-}
-
 function rleSpeed(): void {
   log('\n== COCO RLE of a 1024×1024 mask (a disc, a rectangle and noise speckles), best of 20 batches of 10');
   const h = 1024, w = 1024;
@@ -230,12 +183,11 @@ if (!existsSync(path.join(TINY, 'manifest.json')) && !args.bundle) {
 log(`machine: ${(await import('node:os')).cpus().length} CPUs, node ${process.version}`);
 if (only.has('rle')) rleSpeed();
 if (only.has('decode')) {
-  await decodeSpeed(TINY, 1, Number(args.tokens));
-  await decodeSpeed(TINY, 2, Number(args.tokens));
+  for (const threads of [1, 2]) printDecode(await measureDecode(TINY, { threads, tokens: Number(args.tokens), torch: true, python: PYTHON }), log);
 }
 await stageLatency(TINY, 'tiny bundle', Number(args.runs));
 if (args.full) {
-  if (only.has('decode')) await decodeSpeed(path.resolve(args.full), 2, Number(args['full-tokens']));
+  if (only.has('decode')) printDecode(await measureDecode(path.resolve(args.full), { threads: 2, tokens: Number(args['full-tokens']), torch: true, python: PYTHON, reps: 1 }), log);
   await stageLatency(path.resolve(args.full), 'full-size bundle', Number(args['full-runs']));
 } else {
   log('\n(no --full DIR given: full-size bundle not measured)');
