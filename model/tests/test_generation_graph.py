@@ -197,3 +197,32 @@ def test_demo_bundle_graph_equals_the_step_loop_and_stops_on_per():
         assert np.abs(got_h - want_h).max() <= 1e-5, c["id"]
         stopped_on_per += want_tail == [per]
     assert stopped_on_per > 0  # the trained model writes <PER> itself
+
+
+def test_a_decoder_in_external_data_is_referenced_not_copied(bundle, tmp_path, monkeypatch):
+    """Full-size decoders (> 2 GB) keep their tensors in decoder_model_merged.onnx.data: the generation graph points
+    at that file; embedded tensors over the protobuf limit go to decoder_generate.onnx.data. Same results."""
+    m = json.loads((bundle / "manifest.json").read_text())
+    onnx.save_model(onnx.load(str(bundle / "decoder_model_merged.onnx")), str(tmp_path / "decoder_model_merged.onnx"),
+                    save_as_external_data=True, all_tensors_to_one_file=True,
+                    location="decoder_model_merged.onnx.data", size_threshold=0)
+    shutil.copy(bundle / "embed_tokens.onnx", tmp_path)
+    b = Bundle(bundle, "onnx")
+    stops = gg.stop_tokens(b.spec, b.tok)
+    files = gg.write(tmp_path, m["dims"], stops)
+    assert files == [tmp_path / gg.FILE]
+    inits = onnx.load(str(files[0]), load_external_data=False).graph.initializer
+    decoder_inits = [t for t in inits if t.name.startswith("decoder/")]
+    assert decoder_inits and all(t.data_location == onnx.TensorProto.EXTERNAL and t.external_data[0].value ==
+                                 "decoder_model_merged.onnx.data" for t in decoder_inits)
+    monkeypatch.setattr(gg, "_EMBEDDED_LIMIT", 0)
+    (tmp_path / "spilled").mkdir()
+    for f in ("decoder_model_merged.onnx", "decoder_model_merged.onnx.data", "embed_tokens.onnx"):
+        shutil.copy(tmp_path / f, tmp_path / "spilled")
+    spilled = gg.write(tmp_path / "spilled", m["dims"], stops)
+    assert [f.name for f in spilled] == [gg.FILE, gg.FILE + ".data"]
+    _, states = _prompts(b)
+    want = _run_graph(b.backend.sessions[gg.GRAPH], states[0], 12)
+    for f in (files[0], spilled[0]):
+        got = _run_graph(_session(f), states[0], 12)
+        assert got[0] == want[0] and np.abs(got[1] - want[1]).max() == 0, f
