@@ -5,6 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { hashApiKey } from '../../lib/config.js';
+import { freePort } from './processes.js';
 import { openTestBucket, s3Env } from './s3.js';
 
 export interface GatewayProcess {
@@ -18,17 +19,6 @@ export interface GatewayProcess {
   /** Everything the process printed so far. */
   output(): string;
   stop(): Promise<void>;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
 }
 
 export async function startGateway(env: Record<string, string> = {}): Promise<GatewayProcess> {

@@ -1,6 +1,7 @@
 // Valid job payloads for the lifecycle tests (what the gateway would enqueue after validation).
 import { randomUUID } from 'node:crypto';
 import { JOB_SCHEMA_VERSION, JobPayload } from '../../contracts/job.js';
+import type { PerceptionResult } from '../../contracts/result.js';
 import type { WebhookEvent } from '../../contracts/webhook.js';
 import type { z } from 'zod';
 
@@ -46,3 +47,15 @@ export async function submit(
   await queue.submit(p);
   return p;
 }
+
+/** A schema-valid result with no tasks, for tests that finish a job the way a worker does. */
+export const emptyResult = (jobId: string): PerceptionResult => ({
+  schema_version: '1',
+  job_id: jobId,
+  model: { name: 'm', version: '1', variant: 'paper' },
+  provider: 'cpu',
+  image: { width: 4, height: 4 },
+  caption: null,
+  tasks: [],
+  timings_ms: {},
+});

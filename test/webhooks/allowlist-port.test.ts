@@ -8,9 +8,8 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../lib/log.js';
 import { parseAllowlist } from '../../lib/net/ssrf.js';
-import type { PerceptionResult } from '../../contracts/result.js';
 import { startWebhookWorker } from '../../workers/webhooks/worker.js';
-import { makePayload } from '../support/payloads.js';
+import { emptyResult as result, makePayload } from '../support/payloads.js';
 import { openQueueEnv, type QueueEnv } from '../support/queue-env.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
 import { until } from '../support/wait.js';
@@ -53,16 +52,6 @@ afterAll(async () => {
   await q.close();
 });
 
-const result = (jobId: string): PerceptionResult => ({
-  schema_version: '1',
-  job_id: jobId,
-  model: { name: 'm', version: '1', variant: 'paper' },
-  provider: 'cpu',
-  image: { width: 4, height: 4 },
-  caption: null,
-  tasks: [],
-  timings_ms: {},
-});
 
 /** The first recorded attempt of a job that succeeded with a job.succeeded webhook to `url`. */
 async function firstAttempt(url: string) {

@@ -11,11 +11,10 @@ import { JobView } from '../../contracts/job-view.js';
 import { jobProblems as problems } from '../../contracts/problem.js';
 import { webhookId } from '../../lib/webhooks/delivery.js';
 import { startWebhookWorker } from '../../workers/webhooks/worker.js';
-import { makePayload } from '../support/payloads.js';
+import { emptyResult as result, makePayload } from '../support/payloads.js';
 import { openQueueEnv, type QueueEnv } from '../support/queue-env.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
 import { until } from '../support/wait.js';
-import type { PerceptionResult } from '../../contracts/result.js';
 
 const secret = `whsec_${randomBytes(24).toString('base64')}`;
 let q: QueueEnv;
@@ -43,16 +42,6 @@ afterAll(async () => {
   await q.close();
 });
 
-const result = (jobId: string): PerceptionResult => ({
-  schema_version: '1',
-  job_id: jobId,
-  model: { name: 'm', version: '1', variant: 'paper' },
-  provider: 'cpu',
-  image: { width: 4, height: 4 },
-  caption: null,
-  tasks: [],
-  timings_ms: {},
-});
 
 /** Creates a job subscribed to `events` at `url` and runs it to success through the store, as a worker does. */
 async function runJob(url: string, events: NonNullable<JobView['webhook']>['events']) {
