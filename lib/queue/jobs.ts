@@ -46,8 +46,7 @@ export interface Jobs {
 export function createJobs(t: JobTransitions, queue: Queue, retentionS: number): Jobs {
   /** A running job whose worker stopped beating reads as retrying at once: BullMQ hands it to another worker
    *  only when its lock expires (WORKER_LOCK_MS), and until then "running" would be untrue. */
-  async function workerLost(view: JobView): Promise<JobView> {
-    const [workerId] = await t.redis.hmget(t.keys.job(view.id), 'worker_id');
+  async function workerLost(view: JobView, workerId: string | undefined): Promise<JobView> {
     if (!workerId || (await liveHeartbeat(t.redis, t.prefix, workerId))) return view;
     const retry = { reason: 'worker-lost' as const, detail: PUBLIC_DETAIL.workerStopped, since: new Date().toISOString(), next_attempt_at: null };
     return { ...view, status: 'retrying', retry };
@@ -85,12 +84,13 @@ export function createJobs(t: JobTransitions, queue: Queue, retentionS: number):
     },
 
     async get(id) {
-      const view = await t.read(id);
-      if (view && view.status === 'queued' && Date.parse(view.deadline_at) < Date.now()) {
+      const record = await t.read(id);
+      if (!record) return null;
+      const { view, fields } = record;
+      if (view.status === 'queued' && Date.parse(view.deadline_at) < Date.now()) {
         return (await t.expire(id, view.deadline_at))?.view ?? null;
       }
-      if (view?.status === 'running') return workerLost(view);
-      return view;
+      return view.status === 'running' ? workerLost(view, fields.worker_id) : view;
     },
 
     async cancel(id) {
@@ -106,7 +106,7 @@ export function createJobs(t: JobTransitions, queue: Queue, retentionS: number):
       if (!first || isTerminal(first.status) || ms <= 0) return first;
       await waiter.wait(id, ms, async () => {
         const v = await t.read(id);
-        return !v || isTerminal(v.status);
+        return !v || isTerminal(v.view.status);
       });
       return jobs.get(id);
     },

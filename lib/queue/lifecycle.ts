@@ -101,8 +101,8 @@ export function createJobLifecycle(t: JobTransitions, resultInlineMaxBytes: numb
     },
 
     async markExpired(id) {
-      const view = await t.read(id);
-      return view ? t.expire(id, view.deadline_at) : null;
+      const record = await t.read(id);
+      return record ? t.expire(id, record.view.deadline_at) : null;
     },
 
     async disableWebhook(id) {

@@ -101,13 +101,14 @@ export class JobTransitions {
     return this.finish(id, ['queued'], 'expired', { error: JSON.stringify(jobProblems.deadlineExceeded(deadlineAt)) });
   }
 
-  async read(id: string): Promise<JobView | null> {
+  /** The job's view and its record's raw fields (some, like worker_id, are not in the view). */
+  async read(id: string): Promise<{ view: JobView; fields: Record<string, string> } | null> {
     const res = await this.o.redis.multi().hgetall(this.keys.job(id)).lrange(this.keys.webhookAttempts(id), 0, -1).exec();
     if (!res) throw new Error(`job ${id}: Redis transaction aborted`);
     const [[e1, fields], [e2, attempts]] = res as [[Error | null, Record<string, string>], [Error | null, string[]]];
     if (e1 || e2) throw e1 ?? e2;
     if (!fields || !fields.status) return null;
-    return recordToView(fields, attempts);
+    return { view: recordToView(fields, attempts), fields };
   }
 
   private async removeQueueEntry(id: string): Promise<void> {
