@@ -10,11 +10,21 @@ export interface ImageServer {
   close(): Promise<void>;
 }
 
+/** Path -> [status, Location]. */
+const REDIRECTS: Record<string, [number, string]> = {
+  '/to-metadata': [302, 'http://169.254.169.254/latest/meta-data/'],
+  '/to-image': [301, '/image.png'],
+  '/to-file': [302, 'file:///etc/passwd'],
+  '/loop': [302, '/loop'],
+};
+
 export async function startImageServer(image: Buffer, maxBytes: number): Promise<ImageServer> {
   const hits: string[] = [];
   const timers = new Set<NodeJS.Timeout>();
   const server = http.createServer((req, res) => {
     hits.push(req.url ?? '');
+    const redirect = REDIRECTS[req.url ?? ''];
+    if (redirect) return void res.writeHead(redirect[0], { location: redirect[1] }).end();
     switch (req.url) {
       case '/image.png':
         res.writeHead(200, { 'content-type': 'image/png', 'content-length': image.length }).end(image);
@@ -42,18 +52,6 @@ export async function startImageServer(image: Buffer, maxBytes: number): Promise
         timers.add(t);
         return;
       }
-      case '/to-metadata':
-        res.writeHead(302, { location: 'http://169.254.169.254/latest/meta-data/' }).end();
-        return;
-      case '/to-image':
-        res.writeHead(301, { location: '/image.png' }).end();
-        return;
-      case '/to-file':
-        res.writeHead(302, { location: 'file:///etc/passwd' }).end();
-        return;
-      case '/loop':
-        res.writeHead(302, { location: '/loop' }).end();
-        return;
       case '/empty':
         res.writeHead(200, { 'content-type': 'image/png', 'content-length': 0 }).end();
         return;
