@@ -1,10 +1,9 @@
-"""The demo command's own logic, on small inputs: sentence thinning, no-target calibration, log rows of a resumed or
+"""The demo command's own logic, on small inputs: sentence thinning, log rows of a resumed or
 killed run, predictions from reference results, and the slice comparison."""
 import json
 
 import numpy as np
 
-from mvp_lm.demo.calibrate import pick_threshold
 from mvp_lm.demo.ci_slice import compare, flatten
 from mvp_lm.demo.data import thin_per_image
 from mvp_lm.demo.plots import read_log
@@ -24,15 +23,6 @@ def test_thin_keeps_at_most_n_records_per_image_deterministically(tmp_path):
     path.write_text("\n".join(lines) + "\n")
     thin_per_image(path, 2, seed=7)
     assert path.read_text() == first
-
-
-def test_threshold_separates_no_target_scores_with_best_balanced_accuracy():
-    scores = np.array([0.1, 0.2, 0.3, 0.7, 0.8, 0.35])
-    has_target = np.array([False, False, False, True, True, True])
-    t, acc = pick_threshold(scores, has_target)
-    assert 0.3 < t < 0.35 and acc == 1.0
-    t, acc = pick_threshold(np.array([0.9, 0.2]), np.array([False, True]))  # inverted: no threshold helps
-    assert acc == 0.5
 
 
 def test_read_log_keeps_checkpointed_steps_and_the_rerun_rows(tmp_path):
