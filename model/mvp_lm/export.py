@@ -28,7 +28,7 @@ import onnx
 import torch
 from torch import nn
 
-from . import generation_graph
+from . import generation_graph, pretrained
 from .config import MVPLMConfig, full, tiny
 from .model import MVPLM
 from .postprocess import constants_from_config
@@ -52,12 +52,16 @@ GENERATION = {
 PRESETS = {"tiny": tiny, "full": full}
 
 
-def build_model(cfg: MVPLMConfig, seed: int = 0, checkpoint: str | Path | None = None) -> MVPLM:
-    """The exported model: random weights from `seed`, or the checkpoint's; eval mode, BatchNorm folded."""
+def build_model(cfg: MVPLMConfig, seed: int = 0, checkpoint: str | Path | None = None,
+                pre: pretrained.Pretrained | None = None, added: range | None = None, log=print) -> MVPLM:
+    """The exported model: random weights from `seed`, or the checkpoint's, or random with the pretrained parts
+    (`pre`, `added`: pretrained.py); eval mode, BatchNorm folded."""
     torch.manual_seed(seed)
     model = MVPLM(cfg)
     if checkpoint is not None:
         model.load_state_dict(read_tensors(checkpoint))
+    if pre is not None:
+        pretrained.initialise(model, pre, added, log=log)
     return model.fold_for_export()
 
 
@@ -287,26 +291,36 @@ def build_manifest(cfg: MVPLMConfig, preset: str, tok, files: dict[str, dict], p
 
 def export_bundle(preset: str, variant: str, out: str | Path, *, checkpoint: str | Path | None = None,
                   seed: int = 0, fp16: bool = False, name: str | None = None, version: str = "0.1.0",
-                  log=print) -> dict:
-    """Write the bundle into `out` (created; existing bundle files are replaced) and return its manifest."""
+                  pre: pretrained.Pretrained | None = None, log=print) -> dict:
+    """Write the bundle into `out` (created; existing bundle files are replaced) and return its manifest. `pre`:
+    start from pretrained parts (the rest random from `seed`; not with `checkpoint`)."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; expected one of {sorted(PRESETS)}")
+    if checkpoint is not None and pre is not None:
+        raise ValueError("--checkpoint and --init-llm/--init-vision exclude each other")
     cfg = PRESETS[preset](variant)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
     ckpt_tok = Path(checkpoint).with_name("tokenizer.json") if checkpoint else None
-    if ckpt_tok is not None and ckpt_tok.exists():
+    added = None
+    if pre is not None and pre.llm is not None:
+        log(f"[export] tokenizer: {pre.llm / 'tokenizer.json'} + MVP-LM's special tokens")
+        tok, added = pretrained.tokenizer(pre.llm)
+    elif ckpt_tok is not None and ckpt_tok.exists():
         log(f"[export] tokenizer: {ckpt_tok} (beside the checkpoint)")
         tok = load_tokenizer(ckpt_tok)
     else:
         log(f"[export] tokenizer: training byte-level BPE (vocab <= {min(cfg.phi.vocab_size, TOKENIZER_MAX_VOCAB)})")
         tok = train_tokenizer(min(cfg.phi.vocab_size, TOKENIZER_MAX_VOCAB), seed=0)
+    if pre is not None:
+        cfg = pretrained.config(cfg, pre, tok)
     if tok.get_vocab_size() > cfg.phi.vocab_size:
         raise ValueError(f"tokenizer has {tok.get_vocab_size()} ids but the model only {cfg.phi.vocab_size} rows")
     save_tokenizer(tok, out / "tokenizer.json")
-    log(f"[export] model: {preset}/{variant}, {'checkpoint ' + str(checkpoint) if checkpoint else f'random seed {seed}'}")
-    model = build_model(cfg, seed, checkpoint)
+    log(f"[export] model: {preset}/{variant}, {'checkpoint ' + str(checkpoint) if checkpoint else f'random seed {seed}'}"
+        + (" with pretrained parts" if pre is not None else ""))
+    model = build_model(cfg, seed, checkpoint, pre, added, log)
     batch = 2 if preset == "tiny" else 1  # batch 2 keeps the batch axis symbolic; the full preset saves memory
     precisions = {"fp32": {"dtype": "float32", "graphs": {}}}
     stops = generation_graph.stop_tokens(default_spec(tok, cfg.variant, cfg.num_image_tokens), tok)
@@ -341,9 +355,14 @@ def export_bundle(preset: str, variant: str, out: str | Path, *, checkpoint: str
     gc.collect()
     log("[export] hashing files ...")
     entries = {str(p.relative_to(out)): file_entry(p) for p in written}
-    weights = ({"source": "checkpoint", "checkpoint": Path(checkpoint).name,
-                "checkpoint_sha256": file_entry(Path(checkpoint))["sha256"]} if checkpoint
-               else {"source": "random", "seed": seed})
+    if checkpoint:
+        weights = {"source": "checkpoint", "checkpoint": Path(checkpoint).name,
+                   "checkpoint_sha256": file_entry(Path(checkpoint))["sha256"]}
+    elif pre is not None:
+        weights = {"source": "pretrained", "seed": seed, **({"llm": pre.llm.name} if pre.llm else {}),
+                   **({"vision": pre.vision.name} if pre.vision else {})}
+    else:
+        weights = {"source": "random", "seed": seed}
     manifest = build_manifest(cfg, preset, tok, entries, precisions, weights,
                               name or f"mvp-lm-{preset}-{variant}", version)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
@@ -360,6 +379,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fp16", action="store_true", help="also write fp16/*.onnx")
     ap.add_argument("--name", help="manifest name (default mvp-lm-<preset>-<variant>)")
     ap.add_argument("--version", default="0.1.0", help="manifest version of these weights")
+    ap.add_argument("--init-llm", metavar="PHI_DIR",
+                    help="load the LLM from a Hugging Face Phi directory over the random weights; its tokenizer plus "
+                         "MVP-LM's special tokens is bundled (a smoke test of pretrained parts with an untrained head)")
+    ap.add_argument("--init-vision", metavar="SWIN_FILE",
+                    help="load the image encoder from a Swin checkpoint (official, timm or transformers layout)")
+    ap.add_argument("--strict", action=argparse.BooleanOptionalAction, default=True,
+                    help="--no-strict: skip pretrained tensors the model has no place for instead of failing")
     ap.add_argument("--out")
     ap.add_argument("--add-generation-graph", action="store_true",
                     help="add decoder_generate.onnx to the existing bundle --bundle (no other file changes)")
@@ -373,7 +399,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.preset or not args.out:
         ap.error("--preset and --out are required (or --add-generation-graph --bundle DIR)")
     export_bundle(args.preset, args.variant, args.out, checkpoint=args.checkpoint, seed=args.seed, fp16=args.fp16,
-                  name=args.name, version=args.version, log=lambda msg: print(msg, flush=True))
+                  name=args.name, version=args.version,
+                  pre=pretrained.Pretrained.of(args.init_llm, args.init_vision, args.strict),
+                  log=lambda msg: print(msg, flush=True))
     return 0
 
 

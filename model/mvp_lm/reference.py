@@ -112,8 +112,11 @@ def torch_backend_for(manifest: dict, checkpoint: str | None = None) -> TorchBac
     from .config import MVPLMConfig
     from .export import build_model
     w = manifest["weights"]
-    if checkpoint is None and w["source"] != "random":
+    if checkpoint is None and w["source"] == "checkpoint":
         raise ValueError(f"bundle weights come from checkpoint {w.get('checkpoint')!r}: pass --checkpoint")
+    if checkpoint is None and w["source"] == "pretrained":
+        raise ValueError(f"bundle weights include pretrained parts ({w.get('llm')}, {w.get('vision')}): the torch "
+                         "backend cannot rebuild them; use the onnx backend")
     cfg = MVPLMConfig.from_dict(manifest["config"])
     return TorchBackend(build_model(cfg, w.get("seed", 0), checkpoint))
 

@@ -64,11 +64,18 @@ def read_hf_directory(directory: str | Path) -> StateDict:
 OPTIONAL_SUFFIXES = (".num_batches_tracked",)  # BatchNorm counters: not every exporter saves them
 
 
-def load_state_dict_strict(module: nn.Module, state: StateDict, source: str) -> None:
-    """Load `state` into `module`; raise naming every missing, unexpected and mismatched tensor."""
+def load_state_dict_strict(module: nn.Module, state: StateDict, source: str, strict: bool = True,
+                           log=print) -> None:
+    """Load `state` into `module`; raise naming every missing, unexpected and mismatched tensor. `strict=False`
+    skips (and logs) the unexpected ones; missing and mismatched tensors are errors either way."""
     expected = module.state_dict()
     missing = sorted(k for k in set(expected) - set(state) if not k.endswith(OPTIONAL_SUFFIXES))
     unexpected = sorted(set(state) - set(expected))
+    if unexpected and not strict:
+        log(f"{source}: skipped {len(unexpected)} tensors the model has no place for: {', '.join(unexpected[:20])}"
+            + (" ..." if len(unexpected) > 20 else ""))
+        state = {k: v for k, v in state.items() if k in expected}
+        unexpected = []
     mismatched = [f"{k} (file {tuple(state[k].shape)} vs model {tuple(expected[k].shape)})"
                   for k in sorted(set(state) & set(expected)) if state[k].shape != expected[k].shape]
     problems = []
@@ -89,24 +96,33 @@ def load_checkpoint(model: MVPLM, path: str | Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ Phi-1.5
+def read_hf_phi(directory: str | Path) -> StateDict:
+    """Hugging Face `microsoft/phi-1_5` tensors (our names are theirs), without the recomputed rotary buffer."""
+    return {k: v for k, v in read_hf_directory(directory).items() if not k.endswith("rotary_emb.inv_freq")}
+
+
 def load_hf_phi(model: MVPLM, directory: str | Path) -> None:
-    """Hugging Face `microsoft/phi-1_5` weights (names as they are) into `model.phi`."""
-    state = {k: v for k, v in read_hf_directory(directory).items() if not k.endswith("rotary_emb.inv_freq")}
-    load_state_dict_strict(model.phi, state, f"{directory} (Hugging Face Phi)")
+    """Hugging Face `microsoft/phi-1_5` weights into `model.phi`."""
+    load_state_dict_strict(model.phi, read_hf_phi(directory), f"{directory} (Hugging Face Phi)")
 
 
 # ------------------------------------------------------------------------------------------------ Swin
 SWIN_IGNORED = (re.compile(r"^head\."), re.compile(r"^norm\."),  # ImageNet classifier and its final norm
+                re.compile(r"^classifier\."),  # the classifier of transformers' SwinForImageClassification
                 re.compile(r"\.relative_position_index$"), re.compile(r"\.attn_mask$"))  # recomputed buffers
 
 
-def load_swin(model: MVPLM, path: str | Path) -> list[str]:
+def load_swin(model: MVPLM, path: str | Path, strict: bool = True, log=print) -> list[str]:
     """A Swin checkpoint into `model.swin`: official microsoft/Swin-Transformer names (also Mask2Former / OpenSeeD
-    `backbone.` prefixed), or timm >= 0.9 names (patch merging stored at the start of the next stage).
-    ImageNet checkpoints lack the per-stage output norms `norm0..3`; those keep their initial (identity) values
-    and are returned so that the caller can log them."""
+    `backbone.` prefixed), timm >= 0.9 names (patch merging stored at the start of the next stage), or Hugging Face
+    `transformers` SwinModel / SwinBackbone names (4.x `attention.self.query` and 5.x `attention.q_proj` alike,
+    `swin.` prefixed too). ImageNet checkpoints lack the per-stage output norms `norm0..3`; those keep their
+    initial (identity) values and are returned so that the caller can log them."""
+    raw = read_tensors(path)
+    if any(k.removeprefix("swin.").startswith("embeddings.patch_embeddings.") for k in raw):
+        raw = transformers_swin_to_official({k.removeprefix("swin."): v for k, v in raw.items()})
     state = {}
-    for k, v in read_tensors(path).items():
+    for k, v in raw.items():
         k = k.removeprefix("backbone.")
         if not any(p.search(k) for p in SWIN_IGNORED):
             state[k] = v
@@ -120,8 +136,44 @@ def load_swin(model: MVPLM, path: str | Path) -> list[str]:
             if key not in state:
                 state[key] = getattr(model.swin, f"norm{i}").state_dict()[name]
                 kept_init.append(key)
-    load_state_dict_strict(model.swin, state, f"{path} (Swin)")
+    load_state_dict_strict(model.swin, state, f"{path} (Swin)", strict=strict, log=log)
     return kept_init
+
+
+# transformers Swin names (after `encoder.layers.i.blocks.j.` / before) -> official names; q, k, v are fused below
+_TRANSFORMERS_SWIN = [
+    (r"^embeddings\.patch_embeddings\.projection\.", "patch_embed.proj."),
+    (r"^embeddings\.norm\.", "patch_embed.norm."),
+    (r"^hidden_states_norms\.stage(\d+)\.", lambda m: f"norm{int(m.group(1)) - 1}."),  # SwinBackbone
+    (r"^layernorm\.", "norm."),  # the final norm of SwinModel (ImageNet), ignored like the official one
+    (r"^encoder\.layers\.", "layers."),
+    (r"\.layernorm_before\.", ".norm1."), (r"\.layernorm_after\.", ".norm2."),
+    (r"\.attention\.output\.dense\.", ".attn.proj."), (r"\.attention\.o_proj\.", ".attn.proj."),
+    (r"\.attention\.(self|relative_position_bias)\.relative_position_bias_table$", ".attn.relative_position_bias_table"),
+    (r"\.attention\.self\.relative_position_index$", ".attn.relative_position_index"),
+    (r"\.intermediate\.dense\.", ".mlp.fc1."), (r"\.output\.dense\.", ".mlp.fc2."),
+]
+_QKV = re.compile(r"^(.*)\.attention\.(?:self\.(query|key|value)|(q|k|v)_proj)\.(weight|bias)$")
+
+
+def transformers_swin_to_official(state: StateDict) -> StateDict:
+    """Hugging Face transformers Swin names -> official Swin names, with q/k/v fused into `attn.qkv`."""
+    out: StateDict = {}
+    parts: dict[tuple[str, str], dict[str, torch.Tensor]] = {}
+    for key, value in state.items():
+        m = _QKV.match(key)
+        if m:
+            which = (m.group(2) or m.group(3))[0]
+            parts.setdefault((m.group(1), m.group(4)), {})[which] = value
+            continue
+        for pattern, repl in _TRANSFORMERS_SWIN:
+            key = re.sub(pattern, repl, key)
+        out[key] = value
+    for (prefix, kind), qkv in parts.items():
+        if set(qkv) != {"q", "k", "v"}:
+            raise WeightLoadError(f"{prefix}.attention: {kind} of {sorted(set('qkv') - set(qkv))} missing")
+        out[re.sub(r"^encoder\.layers\.", "layers.", prefix) + f".attn.qkv.{kind}"] = torch.cat([qkv[c] for c in "qkv"])
+    return out
 
 
 def _timm_to_official(key: str) -> str:

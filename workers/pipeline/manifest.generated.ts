@@ -122,6 +122,18 @@ export interface Manifest {
         source: 'checkpoint';
         checkpoint: string;
         checkpoint_sha256: Sha256;
+      }
+    | {
+        source: 'pretrained';
+        seed: number;
+        /**
+         * the Hugging Face Phi directory's name
+         */
+        llm?: string;
+        /**
+         * the Swin checkpoint's file name
+         */
+        vision?: string;
       };
   /**
    * Every file of the bundle except manifest.json, by path relative to the bundle directory.

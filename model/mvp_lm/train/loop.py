@@ -7,10 +7,12 @@ from functools import partial
 from pathlib import Path
 
 import torch
+from tokenizers import Tokenizer
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from .. import pretrained
 from ..config import MVPLMConfig, full, tiny
 from ..data.record import read_categories, read_jsonl
 from ..data.sampler import Sampler, SamplerConfig
@@ -58,6 +60,9 @@ class TrainOptions:
     tokenizer: str | None = None  # tokenizer.json; default: train the project tokenizer (vocab_size)
     vocab_size: int = 4096
     init: str | None = None  # run directory whose checkpoint's weights start this run (e.g. stage 1 -> 2)
+    init_llm: str | None = None  # Hugging Face Phi directory: weights and tokenizer (mvp_lm/pretrained.py)
+    init_vision: str | None = None  # Swin checkpoint (official, timm or transformers layout)
+    strict: bool = True  # False: pretrained tensors the model has no place for are skipped, not an error
     resume: bool = False
     stop_after: int | None = None  # stop (and save) after this many steps of this invocation
     precision: str = "fp32"  # fp32 | bf16 (autocast for the forward pass; weights and optimiser stay fp32)
@@ -87,24 +92,31 @@ def set_trainable(model: MVPLM, stage: int, train_encoder: bool = False) -> None
             p.requires_grad_(train_encoder or not name.startswith("swin."))
 
 
-def _tokenizer(opts: TrainOptions, run: Path):
+def _tokenizer(opts: TrainOptions, run: Path) -> tuple[Tokenizer, range | None]:
+    """The run's tokenizer, and the ids added to a pretrained LLM's tokenizer (their rows are initialised)."""
     saved = run / "tokenizer.json"
     if saved.exists() and opts.resume:
-        return load_tokenizer(saved)
+        return load_tokenizer(saved), None
     if opts.tokenizer:
-        return load_tokenizer(opts.tokenizer)
+        return load_tokenizer(opts.tokenizer), None
     if opts.init:
-        return load_tokenizer(Path(opts.init) / "tokenizer.json")
-    return train_tokenizer(opts.vocab_size)
+        return load_tokenizer(Path(opts.init) / "tokenizer.json"), None
+    if opts.init_llm:
+        return pretrained.tokenizer(Path(opts.init_llm))
+    return train_tokenizer(opts.vocab_size), None
 
 
-def _config(opts: TrainOptions, vocab: int, run: Path) -> MVPLMConfig:
+def _config(opts: TrainOptions, tok: Tokenizer, run: Path) -> MVPLMConfig:
     """The run's config (resume/init: the saved one), else the preset as `mvp_lm.export` builds it, so the
     checkpoint loads there; the embedding table may have more rows than the tokenizer has ids."""
     for source in ([run] if opts.resume else []) + ([Path(opts.init)] if opts.init else []):
         if (source / "config.json").exists():
             return MVPLMConfig.from_dict(json.loads((source / "config.json").read_text()))
     cfg = (tiny if opts.config == "tiny" else full)(opts.variant)
+    pre = pretrained.Pretrained.of(opts.init_llm, opts.init_vision)
+    if pre is not None:
+        return pretrained.config(cfg, pre, tok)
+    vocab = tok.get_vocab_size()
     if vocab > cfg.phi.vocab_size:
         raise ValueError(f"tokenizer has {vocab} ids, more than the {opts.config} preset's {cfg.phi.vocab_size} "
                          "embedding rows")
@@ -139,6 +151,10 @@ class TrainResult:
 def train(opts: TrainOptions) -> TrainResult:
     """Run (or continue) a training run."""
     opts = opts.resolved()
+    if opts.init and (opts.init_llm or opts.init_vision):
+        raise ValueError("--init (a run directory) and --init-llm/--init-vision (pretrained parts) exclude each other")
+    if opts.tokenizer and opts.init_llm:
+        raise ValueError("--tokenizer and --init-llm exclude each other: the Phi directory brings its tokenizer")
     if opts.stage not in (1, 2):
         raise ValueError(f"--stage must be 1 or 2, got {opts.stage}")
     if opts.precision not in ("fp32", "bf16"):
@@ -153,8 +169,8 @@ def train(opts: TrainOptions) -> TrainResult:
 
 
 def _train(opts: TrainOptions, info: DistInfo, run: Path) -> TrainResult:
-    tok = _tokenizer(opts, run)
-    cfg = _config(opts, tok.get_vocab_size(), run)
+    tok, added = _tokenizer(opts, run)
+    cfg = _config(opts, tok, run)
     spec = default_spec(tok, cfg.variant, cfg.num_image_tokens)
 
     torch.manual_seed(opts.seed)  # identical initial weights on every rank
@@ -162,6 +178,9 @@ def _train(opts: TrainOptions, info: DistInfo, run: Path) -> TrainResult:
     if opts.init:
         init_state = torch.load(Path(opts.init) / "checkpoint.pt", map_location="cpu", weights_only=True)
         model.load_state_dict(init_state["model"])
+    pre = pretrained.Pretrained.of(opts.init_llm, opts.init_vision, opts.strict)
+    if pre is not None and not (opts.resume and (run / "checkpoint.pt").exists()):
+        pretrained.initialise(model, pre, added, log=print if info.rank == 0 else lambda _: None)
     set_trainable(model, opts.stage, opts.train_encoder)
     model.to(info.device).train()
     weights = LossWeights()
