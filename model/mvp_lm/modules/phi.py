@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from ..config import PhiConfig
 
@@ -105,6 +106,9 @@ class PhiForCausalLM(nn.Module):
         self.config = cfg
         self.model = PhiModel(cfg)
         self.lm_head = nn.Linear(cfg.hidden_size, cfg.vocab_size)
+        # Training only: keep each layer's input, recompute its activations in backward (mvp_lm.train
+        # --grad-checkpoint). Non-reentrant, so frozen layers (stage 1) still pass gradients to the connector.
+        self.gradient_checkpointing = False
         self.apply(self._init_weights)
 
     @staticmethod
@@ -132,8 +136,13 @@ class PhiForCausalLM(nn.Module):
         x = inputs_embeds
         hidden_sum = x
         present = []
+        recompute = self.gradient_checkpointing and self.training and torch.is_grad_enabled()
         for i, layer in enumerate(self.model.layers):
-            x, kv = layer(x, cos, sin, mask, past_key_values[i] if past_key_values is not None else None)
+            past = past_key_values[i] if past_key_values is not None else None
+            if recompute:
+                x, kv = checkpoint(layer, x, cos, sin, mask, past, use_reentrant=False)
+            else:
+                x, kv = layer(x, cos, sin, mask, past)
             present.append(kv)
             if i < len(self.model.layers) - 1:
                 hidden_sum = hidden_sum + x

@@ -48,6 +48,8 @@ def parse_args(argv=None) -> TrainOptions:
                    help="continue RUN_DIR's checkpoint exactly (a fresh start when it has none)")
     p.add_argument("--stop-after", type=int, help="stop and save after this many steps of this invocation")
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="bf16: autocast forward (GPU)")
+    p.add_argument("--grad-checkpoint", action="store_true",
+                   help="recompute the LLM layers' activations in backward instead of keeping them (less memory)")
     p.add_argument("--save-every", type=int, default=500)
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")

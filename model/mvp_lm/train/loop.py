@@ -66,6 +66,7 @@ class TrainOptions:
     resume: bool = False
     stop_after: int | None = None  # stop (and save) after this many steps of this invocation
     precision: str = "fp32"  # fp32 | bf16 (autocast for the forward pass; weights and optimiser stay fp32)
+    grad_checkpoint: bool = False  # recompute the LLM layers' activations in backward (memory for compute)
     save_every: int = 500
     workers: int = 0
     device: str = "auto"
@@ -182,6 +183,7 @@ def _train(opts: TrainOptions, info: DistInfo, run: Path) -> TrainResult:
     if pre is not None and not (opts.resume and (run / "checkpoint.pt").exists()):
         pretrained.initialise(model, pre, added, log=print if info.rank == 0 else lambda _: None)
     set_trainable(model, opts.stage, opts.train_encoder)
+    model.phi.gradient_checkpointing = opts.grad_checkpoint
     model.to(info.device).train()
     weights = LossWeights()
     criterion = SetCriterion(weights, num_points=opts.num_points, sentence_scale=opts.sentence_loss_scale)
