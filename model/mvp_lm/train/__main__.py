@@ -9,7 +9,9 @@ from .loop import TrainOptions, train
 
 def parse_args(argv=None) -> TrainOptions:
     p = argparse.ArgumentParser(prog="python -m mvp_lm.train", description="Train MVP-LM on SFT records.")
-    p.add_argument("--data", required=True, help="SFT JSONL (with its .categories.json for negative phrases)")
+    p.add_argument("--data", required=True,
+                   help="SFT JSONL (with its .categories.json for negative phrases; with a .mix.json from "
+                        "python -m mvp_lm.data.mix, datasets are drawn in its ratios)")
     p.add_argument("--images", required=True, help="root that records' image paths are relative to")
     p.add_argument("--out", required=True, help="run directory: checkpoint.pt, log.jsonl, config.json, tokenizer.json")
     p.add_argument("--config", choices=["tiny", "full"], default="tiny", help="model preset")

@@ -21,7 +21,7 @@ from ..prompt import default_spec
 from ..tokenizer import load_tokenizer, save_tokenizer, train_tokenizer
 from .checkpoint import load_checkpoint, save_checkpoint, set_rng_state
 from .collate import collate
-from .dataset import ResumableBatches, SFTDataset
+from .dataset import SFTDataset, training_batches
 from .distributed import DistInfo, all_reduce_sum, barrier, init_distributed, shutdown
 from .losses import SetCriterion, weighted_total
 from .matcher import LossWeights
@@ -213,7 +213,10 @@ def _train(opts: TrainOptions, info: DistInfo, run: Path) -> TrainResult:
                                                                 caption_prob=opts.response_mix))
     dataset = SFTDataset(records, opts.images, sampler, tok, spec, cfg, opts.seed)
     end = opts.steps if opts.stop_after is None else min(opts.steps, step + opts.stop_after)
-    batches = ResumableBatches(len(records), opts.batch_size, info.world_size, info.rank, opts.seed, step, end)
+    batches, described = training_batches(opts.data, records, opts.batch_size, info.world_size, info.rank, opts.seed,
+                                          step, end, opts.steps)
+    if info.rank == 0:
+        print(described)
     loader = DataLoader(dataset, batch_sampler=batches, collate_fn=partial(collate, pad_id=spec.tokens["pad"]),
                         num_workers=opts.workers, generator=torch.Generator())  # keeps the global RNG untouched
     params = [p for p in model.parameters() if p.requires_grad]
