@@ -99,7 +99,7 @@ def test_ratio_options_and_zero_leaves_a_dataset_out(folders, tmp_path):
 
 
 def test_a_missing_file_is_named(folders, tmp_path, capsys):
-    root, args = folders
+    _, args = folders
     refer = Path(flag_value(args, "--refcoco"))
     broken = tmp_path / "refcoco"
     broken.mkdir()
