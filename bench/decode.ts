@@ -11,6 +11,7 @@ import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { loadBundle } from '../workers/pipeline/bundle.js';
 import { embed, emptyPast, greedyResponse, step, type DecodeState, type LanguageContext } from '../workers/pipeline/generate.js';
+import type { GraphSession } from '../workers/pipeline/precision.js';
 import { createSessions, type Provider, type Sessions } from '../workers/pipeline/sessions.js';
 import { loadTokenizer } from '../workers/pipeline/tokenizer.js';
 
@@ -54,20 +55,15 @@ export function counting(sessions: Sessions): { sessions: Sessions; tally: Tally
   const tally: Tally = { feeds: 0, fetches: 0, runs: 0 };
   const bytes = (tensors: Record<string, ort.Tensor | undefined>) =>
     Object.values(tensors).reduce((n, t) => n + ((t?.data as ArrayBufferView | undefined)?.byteLength ?? 0), 0);
-  const wrap = (session: ort.InferenceSession) => new Proxy(session, {
-    get(target, prop) {
-      if (prop === 'run') {
-        return async (feeds: Record<string, ort.Tensor>, ...rest: unknown[]) => {
-          tally.feeds += bytes(feeds);
-          const out = await (target.run as (...a: unknown[]) => Promise<Record<string, ort.Tensor>>).call(target, feeds, ...rest);
-          tally.fetches += bytes(out);
-          tally.runs++;
-          return out;
-        };
-      }
-      const value = Reflect.get(target, prop) as unknown;
-      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+  const wrap = (session: GraphSession): GraphSession => ({
+    async run(feeds) {
+      tally.feeds += bytes(feeds as Record<string, ort.Tensor>);
+      const out = await session.run(feeds);
+      tally.fetches += bytes(out as Record<string, ort.Tensor>);
+      tally.runs++;
+      return out;
     },
+    release: () => session.release(),
   });
   return { sessions: Object.fromEntries(Object.entries(sessions).map(([k, v]) => [k, wrap(v)])) as Sessions, tally };
 }

@@ -38,6 +38,9 @@ RESULT_SCHEMA_VERSION = "1"
 
 
 # --------------------------------------------------------------------------------------------------- backends
+_FLOAT_INPUTS = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
+
+
 class OnnxBackend:
     name = "onnx"
 
@@ -49,11 +52,17 @@ class OnnxBackend:
         self.sessions = {g: ort.InferenceSession(str(bundle / path), opts, providers=["CPUExecutionProvider"])
                          for g, path in graphs.items()}
         self.outputs = {g: [o.name for o in s.get_outputs()] for g, s in self.sessions.items()}
-        self.inputs = {g: {i.name for i in s.get_inputs()} for g, s in self.sessions.items()}
+        # input name -> the numpy dtype of a floating input (fp16 graphs take float16 where they declare it)
+        self.inputs = {g: {i.name: _FLOAT_INPUTS.get(i.type) for i in s.get_inputs()} for g, s in self.sessions.items()}
 
     def _run(self, graph: str, feeds: dict) -> dict:
-        feeds = {k: v for k, v in feeds.items() if k in self.inputs[graph]}
-        return dict(zip(self.outputs[graph], self.sessions[graph].run(None, feeds)))
+        """float32 in and out whatever the graph's precision, as the TypeScript worker does (precision.ts):
+        float feeds cast to the dtype the graph declares, float16 outputs to float32 (exact)."""
+        wanted = self.inputs[graph]
+        feeds = {k: (v.astype(wanted[k]) if wanted[k] is not None and v.dtype.kind == "f" else v)
+                 for k, v in feeds.items() if k in wanted}
+        out = self.sessions[graph].run(None, feeds)
+        return {k: (v.astype(np.float32) if v.dtype == np.float16 else v) for k, v in zip(self.outputs[graph], out)}
 
     def vision(self, pixel_values: np.ndarray) -> dict:
         return self._run("vision_encoder", {"pixel_values": pixel_values})
@@ -211,14 +220,19 @@ def summary(a: np.ndarray, limit: int) -> dict:
 
 
 class Bundle:
-    def __init__(self, path: str | Path, backend: str = "onnx", checkpoint: str | None = None, verify: bool = True):
+    def __init__(self, path: str | Path, backend: str = "onnx", checkpoint: str | None = None, verify: bool = True,
+                 precision: str = "fp32"):
         self.path = Path(path)
         self.manifest = json.loads((self.path / "manifest.json").read_text(encoding="utf-8"))
         if verify:
             verify_files(self.path, self.manifest)
         self.tok = load_tokenizer(self.path / self.manifest["tokenizer"]["file"])
         self.spec = PromptSpec.from_manifest(self.manifest)
-        self.backend = (OnnxBackend(self.path, self.manifest) if backend == "onnx"
+        if precision not in self.manifest["precisions"]:
+            raise ValueError(f"{self.path}: the bundle has no {precision} graphs (export with --fp16)")
+        if backend != "onnx" and precision != "fp32":
+            raise ValueError("the torch backend is float32; --precision fp16 needs the onnx backend")
+        self.backend = (OnnxBackend(self.path, self.manifest, precision) if backend == "onnx"
                         else torch_backend_for(self.manifest, checkpoint))
 
 
@@ -328,10 +342,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("--backend", choices=["onnx", "torch"], default="onnx")
     ap.add_argument("--checkpoint", help="torch backend: weights of a bundle exported from a checkpoint")
+    ap.add_argument("--precision", choices=["fp32", "fp16"], default="fp32", help="onnx backend: which graphs to run")
     ap.add_argument("--full-array-limit", type=int, default=65536,
                     help="trace arrays with at most this many elements are written in full")
     args = ap.parse_args(argv)
-    bundle = Bundle(args.bundle, args.backend, args.checkpoint)
+    bundle = Bundle(args.bundle, args.backend, args.checkpoint, precision=args.precision)
     doc = run_cases(bundle, Path(args.cases), args.full_array_limit, log=lambda s: print(s, flush=True))
     Path(args.out).write_text(json.dumps(doc) + "\n", encoding="utf-8")
     print(f"[reference] wrote {args.out}", flush=True)

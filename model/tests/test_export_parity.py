@@ -14,10 +14,10 @@ import pytest
 import torch
 from PIL import Image
 from torch import nn
-from pycocotools import mask as mask_utils
 
 from mvp_lm.export import GRAPHS, OPTIONAL_GRAPHS, export_bundle, file_entry
 from mvp_lm.reference import Bundle, run_case, verify_files
+from parity_cases import TASKS, mask_iou, synthetic_image
 
 SCHEMA = json.loads((Path(__file__).parents[1] / "manifest.schema.json").read_text())
 TOL = 1e-4
@@ -127,33 +127,6 @@ def test_perception_decoder(bundle, phrases, is_sentence):
         assert_close(got[k], want[k], k)
 
 
-TASKS = [
-    {"type": "words", "phrases": ["red square", "blue circle", {"text": "grass", "stuff": True}], "mode": "panoptic"},
-    {"type": "words", "phrases": ["red square", "blue circle"], "mode": "instance", "score_threshold": 0.0,
-     "top_k": 10},
-    {"type": "words", "phrases": [f"shape {i}" for i in range(20)], "mode": "detection", "score_threshold": 0.0,
-     "top_k": 5},
-    {"type": "words", "phrases": ["red square", "grass"], "mode": "semantic"},
-    {"type": "sentence", "sentence": "the red square left of the blue circle"},
-    {"type": "sentence", "sentence": "the blue circle", "mode": "multi", "score_threshold": 0.0},
-]
-
-
-def synthetic_image() -> np.ndarray:
-    img = np.zeros((75, 101, 3), np.uint8)
-    img[:] = (40, 140, 50)
-    img[10:40, 12:45] = (220, 30, 30)
-    yy, xx = np.mgrid[:75, :101]
-    img[(yy - 45) ** 2 + (xx - 70) ** 2 < 15 ** 2] = (30, 40, 220)
-    return img
-
-
-def _iou(a, b):
-    ma, mb = (mask_utils.decode({"size": m["size"], "counts": m["counts"].encode()}).astype(bool) for m in (a, b))
-    union = (ma | mb).sum()
-    return 1.0 if union == 0 else (ma & mb).sum() / union
-
-
 def test_end_to_end_onnx_equals_torch(bundle):
     onnx_b, torch_b = bundle
     img = synthetic_image()
@@ -171,9 +144,9 @@ def test_end_to_end_onnx_equals_torch(bundle):
         for dg, dw in zip(rg["detections"], rw["detections"]):
             assert dg["score"] == pytest.approx(dw["score"], abs=1e-4)
             assert dg["box"] == pytest.approx(dw["box"], abs=1e-2)
-            assert _iou(dg["mask"], dw["mask"]) >= 0.999
+            assert mask_iou(dg["mask"], dw["mask"]) >= 0.999
         for sg, sw in zip(rg.get("semantic", []), rw.get("semantic", [])):
-            assert sg["phrase"] == sw["phrase"] and _iou(sg["mask"], sw["mask"]) >= 0.999
+            assert sg["phrase"] == sw["phrase"] and mask_iou(sg["mask"], sw["mask"]) >= 0.999
     no_caption = run_case(onnx_b, img, TASKS[4:5], caption=False)
     assert no_caption["result"]["caption"] is None
 

@@ -1,10 +1,16 @@
 // Tolerant comparison of PerceptionResult task results with the reference's: same detections (phrase, score within
-// 1e-3 relative, boxes within 1e-3 relative, mask IoU ≥ 0.999), matched one-to-one so near-tied scores may swap.
+// 1e-3 relative, boxes within 1e-3 relative, mask IoU ≥ 0.999, or the tolerances given), matched one-to-one so
+// near-tied scores may swap.
 import type { Detection, Rle, TaskResult } from '../../contracts/result.js';
 import { decodeRle } from '../../workers/pipeline/rle.js';
 
 export const REL = 1e-3;
 export const MIN_IOU = 0.999;
+export interface Tolerance {
+  rel: number;
+  minIoU: number;
+}
+const EXACT: Tolerance = { rel: REL, minIoU: MIN_IOU };
 
 export function close(a: number, b: number, rel = REL): boolean {
   return Math.abs(a - b) <= rel * Math.max(1, Math.abs(b));
@@ -23,23 +29,23 @@ export function maskIoU(a: Rle, b: Rle): number {
   return union === 0 ? 1 : inter / union;
 }
 
-function sameDetection(a: Detection, b: Detection): string | null {
+function sameDetection(a: Detection, b: Detection, tol: Tolerance): string | null {
   if (a.phrase_index !== b.phrase_index || a.phrase !== b.phrase) return `phrase ${a.phrase_index} vs ${b.phrase_index}`;
-  if (!close(a.score, b.score)) return `score ${a.score} vs ${b.score}`;
+  if (!close(a.score, b.score, tol.rel)) return `score ${a.score} vs ${b.score}`;
   if (!!a.box !== !!b.box) return 'box presence';
-  if (a.box && b.box && !a.box.every((v, i) => close(v, b.box![i]!))) return `box ${a.box} vs ${b.box}`;
+  if (a.box && b.box && !a.box.every((v, i) => close(v, b.box![i]!, tol.rel))) return `box ${a.box} vs ${b.box}`;
   if (!!a.mask !== !!b.mask) return 'mask presence';
   if (a.mask && b.mask) {
     const iou = maskIoU(a.mask, b.mask);
-    if (iou < MIN_IOU) return `mask IoU ${iou}`;
+    if (iou < tol.minIoU) return `mask IoU ${iou}`;
   }
   if (a.stuff !== b.stuff) return 'stuff flag';
-  if (Math.abs(a.area - b.area) > Math.max(2, b.area * (1 - MIN_IOU))) return `area ${a.area} vs ${b.area}`;
+  if (Math.abs(a.area - b.area) > Math.max(2, b.area * (1 - tol.minIoU))) return `area ${a.area} vs ${b.area}`;
   return null;
 }
 
 /** Differences between our task result and the reference's; empty when they agree. */
-export function compareTask(ours: TaskResult, ref: TaskResult): string[] {
+export function compareTask(ours: TaskResult, ref: TaskResult, tol: Tolerance = EXACT): string[] {
   const problems: string[] = [];
   if (ours.mode !== ref.mode || ours.type !== ref.type) problems.push(`mode ${ours.type}/${ours.mode} vs ${ref.type}/${ref.mode}`);
   if ((ours.no_target ?? null) !== (ref.no_target ?? null)) problems.push(`no_target ${ours.no_target} vs ${ref.no_target}`);
@@ -51,8 +57,8 @@ export function compareTask(ours: TaskResult, ref: TaskResult): string[] {
   ref.detections.forEach((r, i) => {
     // the same position first, then any unused detection (near-equal scores may be ordered differently)
     const order = [i, ...ours.detections.keys()].filter((j) => !used.has(j));
-    const j = order.find((k) => sameDetection(ours.detections[k]!, r) === null);
-    if (j === undefined) problems.push(`detection ${i}: ${sameDetection(ours.detections[i]!, r)}`);
+    const j = order.find((k) => sameDetection(ours.detections[k]!, r, tol) === null);
+    if (j === undefined) problems.push(`detection ${i}: ${sameDetection(ours.detections[i]!, r, tol)}`);
     else used.add(j);
   });
   const sem = ours.semantic ?? [];
@@ -61,7 +67,7 @@ export function compareTask(ours: TaskResult, ref: TaskResult): string[] {
   refSem.forEach((r, i) => {
     const o = sem[i];
     if (!o || o.phrase_index !== r.phrase_index) problems.push(`semantic ${i}: phrase ${o?.phrase_index} vs ${r.phrase_index}`);
-    else if (maskIoU(o.mask, r.mask) < MIN_IOU) problems.push(`semantic ${i}: IoU ${maskIoU(o.mask, r.mask)}`);
+    else if (maskIoU(o.mask, r.mask) < tol.minIoU) problems.push(`semantic ${i}: IoU ${maskIoU(o.mask, r.mask)}`);
   });
   return problems;
 }

@@ -1,6 +1,6 @@
 // npm run perceive -- <image> --words "a, b" [--stuff "sky"] [--mode panoptic] [--overlay out.png]
 //                  | <image> --sentence "…" [--multi]
-//   [--no-caption] [--model DIR] [--provider cpu|cuda] [--device N] [--top-k N] [--threshold X]
+//   [--no-caption] [--model DIR] [--provider cpu|cuda] [--precision auto|fp32|fp16] [--device N] [--top-k N] [--threshold X]
 // Runs the ONNX pipeline in this process (in its own thread) and prints the PerceptionResult JSON.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -8,10 +8,12 @@ import { parseArgs } from 'node:util';
 import { Task } from '../../contracts/task.js';
 import { renderOverlay } from '../overlay/render.js';
 import { createOnnxPipeline } from '../pipeline/pipeline.js';
+import { PRECISION_CHOICES } from '../pipeline/precision.js';
 
 const USAGE = `usage: npm run perceive -- <image> (--words "a, b" [--stuff "sky"] [--mode instance|panoptic|semantic|detection]
                                    | --sentence "…" [--multi])
-                       [--no-caption] [--overlay out.png] [--model DIR] [--provider cpu|cuda] [--device N]
+                       [--no-caption] [--overlay out.png] [--model DIR] [--provider cpu|cuda]
+                       [--precision auto|fp32|fp16] [--device N]
                        [--top-k N] [--threshold X]`;
 
 function fail(message: string): never {
@@ -31,6 +33,7 @@ const { values: o, positionals } = parseArgs({
     overlay: { type: 'string' },
     model: { type: 'string' },
     provider: { type: 'string', default: 'cpu' },
+    precision: { type: 'string', default: 'auto' },
     device: { type: 'string', default: '0' },
     'top-k': { type: 'string' },
     threshold: { type: 'string' },
@@ -45,6 +48,7 @@ const imagePath = positionals[0] ?? fail('no image given');
 if (!existsSync(imagePath)) fail(`image ${imagePath} does not exist`);
 if (!o.words === !o.sentence) fail('give exactly one of --words and --sentence');
 if (o.provider !== 'cpu' && o.provider !== 'cuda') fail(`--provider must be cpu or cuda, not ${o.provider}`);
+const precision = PRECISION_CHOICES.find((p) => p === o.precision) ?? fail(`--precision must be one of ${PRECISION_CHOICES.join(', ')}, not ${o.precision}`);
 
 const list = (s?: string) => (s ?? '').split(',').map((p) => p.trim()).filter(Boolean);
 const rawTask = o.words
@@ -66,7 +70,7 @@ if (!existsSync(path.join(modelDir, 'manifest.json'))) {
 }
 
 const logger = { info: () => undefined, warn: (obj: object, msg?: string) => process.stderr.write(`warning: ${msg} ${JSON.stringify(obj)}\n`) };
-const pipeline = await createOnnxPipeline({ modelDir, provider: o.provider, deviceId: Number(o.device), logger });
+const pipeline = await createOnnxPipeline({ modelDir, provider: o.provider, precision, deviceId: Number(o.device), logger });
 try {
   const image = readFileSync(imagePath);
   const result = await pipeline.run(

@@ -13,6 +13,8 @@ const Env = z.object({
   /** cuda falls back to cpu (and says why in the log and the heartbeat) when its provider does not load. */
   ORT_PROVIDER: z.enum(['cpu', 'cuda']).default('cpu'),
   ORT_DEVICE_ID: z.coerce.number().int().min(0).default(0),
+  /** auto: the bundle's fp16 graphs on CUDA when it has them, fp32 on CPU (workers/pipeline/precision.ts). */
+  ORT_PRECISION: z.enum(['auto', 'fp32', 'fp16']).default('auto'),
   PIPELINE_MODULE: z.string().optional(),
 });
 
@@ -37,6 +39,7 @@ export async function loadPipeline(
     modelDir: e.MODEL_DIR,
     provider: e.ORT_PROVIDER,
     deviceId: e.ORT_DEVICE_ID,
+    precision: e.ORT_PRECISION,
     maxPixels: opts.maxPixels,
     logger: opts.log,
   });

@@ -1,5 +1,5 @@
 // Perception worker process: `tsx workers/perception/main.ts`. Configuration from the environment
-// (lib/config.ts, lib/queue/settings.ts, and load-pipeline.ts: MODEL_DIR, ORT_PROVIDER, ORT_DEVICE_ID;
+// (lib/config.ts, lib/queue/settings.ts, and load-pipeline.ts: MODEL_DIR, ORT_PROVIDER, ORT_DEVICE_ID, ORT_PRECISION;
 // PIPELINE_MODULE for tests).
 // SIGTERM/SIGINT: stop taking jobs, let the running job finish, then exit.
 import { loadConfig } from '../../lib/config.js';

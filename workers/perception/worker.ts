@@ -78,7 +78,7 @@ export async function startPerceptionWorker(opts: PerceptionWorkerOptions): Prom
     settings.heartbeatMs,
     () => worker.isRunning() && !worker.isPaused(),
   );
-  log.info({ worker_id: id, provider: info.provider, model: info.model, concurrency: settings.workerConcurrency }, 'perception worker consuming');
+  log.info({ worker_id: id, provider: info.provider, precision: info.precision, model: info.model, concurrency: settings.workerConcurrency }, 'perception worker consuming');
   return {
     id,
     worker,

@@ -1,6 +1,6 @@
 // Loads a model bundle directory: manifest.json validated against model/manifest.schema.json (ajv), every file
 // listed in the manifest present and matching its sha256, and the four graphs + tokenizer of BUNDLE.md there (and
-// the optional decoder_generate.onnx when the manifest names it).
+// the optional decoder_generate.onnx when the manifest names it), for each precision the manifest has.
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -8,13 +8,15 @@ import { fileURLToPath } from 'node:url';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import { GRAPHS, OPTIONAL_GRAPHS, type GraphName, type Manifest, type OptionalGraphName } from './manifest.js';
+import type { PrecisionName } from './precision.js';
 
 export interface Bundle {
   dir: string;
   manifest: Manifest;
-  graph(name: GraphName): string;
+  /** Path of a graph of `precision` (default fp32; fp16 only where the manifest has it). */
+  graph(name: GraphName, precision?: PrecisionName): string;
   /** Path of an optional graph, or null when the bundle has none. */
-  optionalGraph(name: OptionalGraphName): string | null;
+  optionalGraph(name: OptionalGraphName, precision?: PrecisionName): string | null;
   tokenizerFile: string;
 }
 
@@ -63,6 +65,12 @@ export function validateManifest(manifest: unknown, where: string): Manifest {
   return manifest as Manifest;
 }
 
+function graphsOf(manifest: Manifest, precision: PrecisionName) {
+  const p = manifest.precisions[precision];
+  if (!p) throw new BundleError(`the bundle ${manifest.name} has no ${precision} graphs`);
+  return p.graphs;
+}
+
 export async function loadBundle(dir: string, opts: { verifyHashes?: boolean } = {}): Promise<Bundle> {
   const root = path.resolve(dir);
   const manifestFile = path.join(root, 'manifest.json');
@@ -75,10 +83,11 @@ export async function loadBundle(dir: string, opts: { verifyHashes?: boolean } =
   }
   const manifest = validateManifest(parsed, manifestFile);
 
-  const graphs = manifest.precisions.fp32.graphs;
   const referenced: [string, string][] = [
-    ...GRAPHS.map((g): [string, string] => [`precisions.fp32.graphs.${g}`, graphs[g]]),
-    ...OPTIONAL_GRAPHS.flatMap((g): [string, string][] => (graphs[g] ? [[`precisions.fp32.graphs.${g}`, graphs[g]]] : [])),
+    ...Object.entries(manifest.precisions).flatMap(([p, { graphs }]) => [
+      ...GRAPHS.map((g): [string, string] => [`precisions.${p}.graphs.${g}`, graphs[g]]),
+      ...OPTIONAL_GRAPHS.flatMap((g): [string, string][] => (graphs[g] ? [[`precisions.${p}.graphs.${g}`, graphs[g]]] : [])),
+    ]),
     ['tokenizer.file', manifest.tokenizer.file],
   ];
   for (const [field, name] of referenced) {
@@ -98,8 +107,11 @@ export async function loadBundle(dir: string, opts: { verifyHashes?: boolean } =
   return {
     dir: root,
     manifest,
-    graph: (name) => path.join(root, graphs[name]),
-    optionalGraph: (name) => (graphs[name] ? path.join(root, graphs[name]) : null),
+    graph: (name, precision = 'fp32') => path.join(root, graphsOf(manifest, precision)[name]),
+    optionalGraph: (name, precision = 'fp32') => {
+      const file = graphsOf(manifest, precision)[name];
+      return file ? path.join(root, file) : null;
+    },
     tokenizerFile: path.join(root, manifest.tokenizer.file),
   };
 }

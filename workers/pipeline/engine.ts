@@ -11,6 +11,7 @@ import { postprocessTask } from './postprocess/index.js';
 import { geometryFor, type Size } from './postprocess/geometry.js';
 import type { RawOutputs } from './postprocess/types.js';
 import { decodeImage, toPixelValues, type Preprocessed } from './preprocess.js';
+import type { PrecisionChoice, PrecisionName } from './precision.js';
 import { createSessions, type ModelSessions, type Provider } from './sessions.js';
 import { loadTokenizer } from './tokenizer.js';
 import type { PipelineInfo, PipelineLogger } from './types.js';
@@ -27,10 +28,13 @@ export interface EngineConfig {
   verifyHashes?: boolean;
   /** Decode captions with decoder_generate.onnx when the bundle has it (default true); false: the step loop. */
   generationGraph?: boolean;
+  /** fp32 or fp16 graphs; default auto: fp16 on CUDA when the bundle has them (precision.ts). */
+  precision?: PrecisionChoice;
 }
 
 export interface EngineInfo extends PipelineInfo {
   fallbackReason?: string;
+  precision: PrecisionName;
   warmupMs: number;
   /** How captions are decoded: in one run of decoder_generate.onnx, or one decoder run per token. */
   generation: 'decoder_generate' | 'step-loop';
@@ -70,6 +74,7 @@ export class PipelineEngine {
     const m = this.bundle.manifest;
     return {
       provider: this.models.provider,
+      precision: this.models.precision,
       model: { name: m.name, version: m.version, variant: m.variant },
       ...(this.models.fallbackReason ? { fallbackReason: this.models.fallbackReason } : {}),
       warmupMs: this.warmupMs,

@@ -1,6 +1,7 @@
 // perception_decoder.onnx on one image's vision outputs and one task's pooled text embeddings.
 import * as ort from 'onnxruntime-node';
 import type { Manifest } from './manifest.js';
+import type { GraphSession } from './precision.js';
 import type { RawOutputs } from './postprocess/types.js';
 
 /** vision_encoder.onnx outputs the perception decoder reads (image_embeds goes to the language side). */
@@ -8,7 +9,7 @@ export const VISION_FOR_PERCEPTION = ['memory', 'output_memory', 'output_proposa
 export type VisionOutputs = Record<(typeof VISION_FOR_PERCEPTION)[number], ort.Tensor>;
 
 export async function runPerception(
-  session: ort.InferenceSession,
+  session: GraphSession,
   manifest: Manifest,
   vision: VisionOutputs,
   text: { textEmbeds: Float32Array; numPhrases: number; perHidden: Float32Array | null },

@@ -89,7 +89,7 @@ export async function createOnnxPipeline(opts: OnnxPipelineOptions): Promise<Onn
   }
 
   return {
-    info: () => ({ provider: thread.info.provider, model: thread.info.model, fallbackReason: thread.info.fallbackReason, warmupMs: thread.info.warmupMs, generation: thread.info.generation }),
+    info: () => ({ provider: thread.info.provider, precision: thread.info.precision, model: thread.info.model, fallbackReason: thread.info.fallbackReason, warmupMs: thread.info.warmupMs, generation: thread.info.generation }),
     run,
     activeJobs: () => thread.call('activeJobs'),
     close: () => thread.close(),

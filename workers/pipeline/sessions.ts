@@ -1,10 +1,12 @@
 // ONNX Runtime sessions of a bundle's graphs on the configured provider. Asking for CUDA where the CUDA
 // provider cannot load throws at session creation (serving-notes.md), so CUDA is tried alone and a failure falls
 // back to CPU explicitly, with a log line; the active provider is reported. The optional decoder_generate.onnx
-// (greedy decoding in one run) gets a session when the bundle has it, on every provider.
+// (greedy decoding in one run) gets a session when the bundle has it, on every provider. The precision follows
+// the provider (precision.ts): fp16 graphs on CUDA where the bundle has them, fp32 on CPU, unless configured.
 import * as ort from 'onnxruntime-node';
 import type { Bundle } from './bundle.js';
 import { GRAPHS, OPTIONAL_GRAPHS, type GraphName, type OptionalGraphName } from './manifest.js';
+import { choosePrecision, float32Facing, type GraphSession, type PrecisionChoice, type PrecisionName } from './precision.js';
 import type { PipelineLogger } from './types.js';
 
 export type Provider = 'cpu' | 'cuda';
@@ -20,13 +22,16 @@ export interface SessionConfig {
    * leaves it out and captions take the step loop (tests and benchmarks compare the two).
    */
   generationGraph?: boolean;
+  /** Which graphs to load (default auto: fp16 on CUDA when the bundle has them, else fp32). */
+  precision?: PrecisionChoice;
 }
 
 /** The four graphs every bundle has, plus the optional ones the bundle has (and the config wants). */
-export type Sessions = Record<GraphName, ort.InferenceSession> & Partial<Record<OptionalGraphName, ort.InferenceSession>>;
+export type Sessions = Record<GraphName, GraphSession> & Partial<Record<OptionalGraphName, GraphSession>>;
 
 export interface ModelSessions {
   provider: Provider;
+  precision: PrecisionName;
   /** Why CUDA was not used when it was asked for. */
   fallbackReason?: string;
   sessions: Sessions;
@@ -44,13 +49,14 @@ function options(provider: Provider, cfg: SessionConfig): ort.InferenceSession.S
   };
 }
 
-async function createAll(bundle: Bundle, provider: Provider, cfg: SessionConfig): Promise<Sessions> {
+async function createAll(bundle: Bundle, provider: Provider, precision: PrecisionName, cfg: SessionConfig): Promise<Sessions> {
   const created: Partial<Sessions> = {};
+  const open = async (file: string) => float32Facing(await ort.InferenceSession.create(file, options(provider, cfg)));
   try {
-    for (const g of GRAPHS) created[g] = await ort.InferenceSession.create(bundle.graph(g), options(provider, cfg));
+    for (const g of GRAPHS) created[g] = await open(bundle.graph(g, precision));
     for (const g of OPTIONAL_GRAPHS) {
-      const file = bundle.optionalGraph(g);
-      if (file && cfg.generationGraph !== false) created[g] = await ort.InferenceSession.create(file, options(provider, cfg));
+      const file = bundle.optionalGraph(g, precision);
+      if (file && cfg.generationGraph !== false) created[g] = await open(file);
     }
   } catch (err) {
     await Promise.all(Object.values(created).map((s) => s.release()));
@@ -61,22 +67,25 @@ async function createAll(bundle: Bundle, provider: Provider, cfg: SessionConfig)
 
 export async function createSessions(bundle: Bundle, cfg: SessionConfig): Promise<ModelSessions> {
   let provider = cfg.provider;
+  let precision = choosePrecision(bundle.manifest, provider, cfg.precision ?? 'auto');
   let fallbackReason: string | undefined;
   let sessions: Sessions;
   try {
-    sessions = await createAll(bundle, provider, cfg);
+    sessions = await createAll(bundle, provider, precision, cfg);
   } catch (err) {
     if (provider !== 'cuda') throw err;
     fallbackReason = (err as Error).message.split('\n')[0]!.slice(0, 300);
     cfg.logger?.warn({ provider: 'cpu', requested: 'cuda', deviceId: cfg.deviceId ?? 0, reason: fallbackReason },
       'CUDA execution provider unavailable; falling back to CPU');
     provider = 'cpu';
-    sessions = await createAll(bundle, provider, cfg);
+    precision = choosePrecision(bundle.manifest, provider, cfg.precision ?? 'auto');
+    sessions = await createAll(bundle, provider, precision, cfg);
   }
   const generation = sessions.decoder_generate ? 'decoder_generate' : 'step loop';
-  cfg.logger?.info({ provider, deviceId: provider === 'cuda' ? cfg.deviceId ?? 0 : undefined, bundle: bundle.dir, generation }, 'ONNX sessions ready');
+  cfg.logger?.info({ provider, precision, deviceId: provider === 'cuda' ? cfg.deviceId ?? 0 : undefined, bundle: bundle.dir, generation }, 'ONNX sessions ready');
   return {
     provider,
+    precision,
     fallbackReason,
     sessions,
     release: async () => {

@@ -26,6 +26,8 @@ export interface PipelineLogger {
 
 export interface PipelineInfo {
   provider: 'cpu' | 'cuda';
+  /** The graphs the pipeline runs (the ONNX pipeline says; a test pipeline need not). */
+  precision?: 'fp32' | 'fp16';
   model: PerceptionResult['model'];
 }
 

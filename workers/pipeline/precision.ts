@@ -1,0 +1,75 @@
+// Which of a bundle's precisions the worker runs, and fp16 graphs behind a float32 face.
+//
+// fp16 graphs (model/BUNDLE.md, "precisions") take and return float16 where the graph declares float16 (its
+// session metadata says which: the step graph's present.*.key stays float32). The pipeline computes in float32
+// throughout, so a float16 graph is wrapped: float32 feeds become float16 where the graph wants float16, and
+// float16 outputs become float32. float16 → float32 is exact, so a value that goes from one graph to the next (the
+// KV cache, the vision features) comes back bit for bit.
+import { Float16Array, getFloat16 } from '@petamoriken/float16';
+import * as ort from 'onnxruntime-node';
+import type { Manifest } from './manifest.js';
+import type { Provider } from './sessions.js';
+
+export type PrecisionName = 'fp32' | 'fp16';
+/** `auto`: fp16 on CUDA when the bundle has fp16 graphs, else fp32. */
+export type PrecisionChoice = 'auto' | PrecisionName;
+export const PRECISION_CHOICES: readonly PrecisionChoice[] = ['auto', 'fp32', 'fp16'];
+
+export function choosePrecision(manifest: Manifest, provider: Provider, choice: PrecisionChoice): PrecisionName {
+  if (choice === 'auto') return provider === 'cuda' && manifest.precisions.fp16 ? 'fp16' : 'fp32';
+  if (choice === 'fp16' && !manifest.precisions.fp16) {
+    throw new Error(`the bundle ${manifest.name} has no fp16 graphs (export it with --fp16), but fp16 was asked for`);
+  }
+  return choice;
+}
+
+/** What the pipeline calls on a graph's session. */
+export interface GraphSession {
+  run(feeds: ort.InferenceSession.FeedsType): Promise<ort.InferenceSession.ReturnType>;
+  release(): Promise<void>;
+}
+
+/** float32 → float16 bits, round to nearest even (the library's conversion, about 20 ns per value). */
+export function toFloat16(values: Float32Array): Uint16Array {
+  const half = new Float16Array(values);
+  return new Uint16Array(half.buffer, half.byteOffset, half.length);
+}
+
+// float16 → float32 through a table of all 65,536 bit patterns, filled by the library's own conversion: reading
+// through its Float16Array took 1,146 ms for the 2.7 M values of one tiny-bundle perception output, the table ~5 ms.
+let table: Float32Array | undefined;
+function halfTable(): Float32Array {
+  if (!table) {
+    const view = new DataView(new ArrayBuffer(2));
+    table = Float32Array.from({ length: 65536 }, (_, bits) => (view.setUint16(0, bits, true), getFloat16(view, 0, true)));
+  }
+  return table;
+}
+
+export function fromFloat16(bits: Uint16Array): Float32Array {
+  const t = halfTable();
+  const out = new Float32Array(bits.length);
+  for (let i = 0; i < bits.length; i++) out[i] = t[bits[i]!]!;
+  return out;
+}
+
+/** `session` as float32 in and out; the session itself when no input or output of it is float16. */
+export function float32Facing(session: ort.InferenceSession): GraphSession {
+  const halfInputs = new Set(session.inputMetadata.filter((m) => m.isTensor && m.type === 'float16').map((m) => m.name));
+  const halfOutputs = session.outputMetadata.some((m) => m.isTensor && m.type === 'float16');
+  if (!halfInputs.size && !halfOutputs) return session;
+  return {
+    async run(feeds) {
+      const converted: Record<string, ort.Tensor> = {};
+      for (const [name, t] of Object.entries(feeds)) {
+        converted[name] = halfInputs.has(name) && t.type === 'float32' ? new ort.Tensor('float16', toFloat16(t.data as Float32Array), t.dims) : t;
+      }
+      const out: Record<string, ort.Tensor> = { ...(await session.run(converted)) };
+      for (const [name, t] of Object.entries(out)) {
+        if (t.type === 'float16') out[name] = new ort.Tensor('float32', fromFloat16(t.data as Uint16Array), t.dims);
+      }
+      return out;
+    },
+    release: () => session.release(),
+  };
+}
