@@ -34,7 +34,7 @@ const t0 = performance.now();
 const pipeline = await createOnnxPipeline({ modelDir: dir, provider });
 const info = pipeline.info();
 row('provider load', `asked ${provider}, active ${info.provider}${info.fallbackReason ? ` (fell back: ${info.fallbackReason})` : ''}; ` +
-  `${fmt(performance.now() - t0, 0)} ms for sessions + warm-up (warm-up ${fmt(info.warmupMs, 0)} ms); captions by ${info.generation}`);
+  `${fmt(performance.now() - t0, 0)} ms for sessions + warm-up (warm-up ${fmt(info.warmupMs, 0)} ms); captions by ${info.generation}; ${info.precision} graphs`);
 
 interface SliceCase { image: string; caption: boolean; tasks: unknown[] }
 const sliceFile = path.join(dir, 'ci-slice', 'cases.json');
