@@ -379,13 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fp16", action="store_true", help="also write fp16/*.onnx")
     ap.add_argument("--name", help="manifest name (default mvp-lm-<preset>-<variant>)")
     ap.add_argument("--version", default="0.1.0", help="manifest version of these weights")
-    ap.add_argument("--init-llm", metavar="PHI_DIR",
-                    help="load the LLM from a Hugging Face Phi directory over the random weights; its tokenizer plus "
-                         "MVP-LM's special tokens is bundled (a smoke test of pretrained parts with an untrained head)")
-    ap.add_argument("--init-vision", metavar="SWIN_FILE",
-                    help="load the image encoder from a Swin checkpoint (official, timm or transformers layout)")
-    ap.add_argument("--strict", action=argparse.BooleanOptionalAction, default=True,
-                    help="--no-strict: skip pretrained tensors the model has no place for instead of failing")
+    pretrained.add_arguments(ap)
     ap.add_argument("--out")
     ap.add_argument("--add-generation-graph", action="store_true",
                     help="add decoder_generate.onnx to the existing bundle --bundle (no other file changes)")

@@ -10,6 +10,7 @@ checkpoint's table is too small for them, the table grows; Phi-1.5 has 51,200 ro
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 from dataclasses import dataclass
@@ -40,6 +41,17 @@ class Pretrained:
     @staticmethod
     def of(llm: str | None, vision: str | None, strict: bool = True) -> "Pretrained | None":
         return Pretrained(Path(llm) if llm else None, Path(vision) if vision else None, strict) if llm or vision else None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """--init-llm, --init-vision and --strict, which mvp_lm.train and mvp_lm.export share."""
+    parser.add_argument("--init-llm", metavar="PHI_DIR",
+                        help="start the LLM from a Hugging Face Phi directory (config.json checked against the preset); "
+                             "its tokenizer plus MVP-LM's special tokens becomes the run's (or the bundle's)")
+    parser.add_argument("--init-vision", metavar="SWIN_FILE",
+                        help="start the image encoder from a Swin checkpoint (official, timm or transformers layout)")
+    parser.add_argument("--strict", action=argparse.BooleanOptionalAction, default=True,
+                        help="--no-strict: skip pretrained tensors the model has no place for instead of failing")
 
 
 def _hf_config(directory: Path) -> dict:

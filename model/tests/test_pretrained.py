@@ -226,3 +226,15 @@ def test_train_starts_from_pretrained_parts(phi_dir, tmp_path):
     with pytest.raises(ValueError, match="brings its tokenizer"):
         train(parse_args(["--data", str(data), "--images", str(tmp_path / "data"), "--out", str(tmp_path / "r3"),
                           "--tokenizer", str(run / "tokenizer.json"), "--init-llm", str(d)]))
+
+
+def test_a_pretrained_swin_alone_keeps_the_tokenizer_size_check(tmp_path):
+    data = write_synthetic_set(tmp_path / "data")
+    swin = tmp_path / "swin.safetensors"
+    save_file({k: v.contiguous() for k, v in _hf_swin().state_dict().items()}, str(swin))
+    big = phi_style_tokenizer()
+    big.add_tokens([f"word{i}" for i in range(TINY.phi.vocab_size)])
+    big.save(str(tmp_path / "big.json"))
+    with pytest.raises(ValueError, match="more than the tiny preset's 4096 embedding rows"):
+        train(parse_args(["--data", str(data), "--images", str(tmp_path / "data"), "--out", str(tmp_path / "run"),
+                          "--tokenizer", str(tmp_path / "big.json"), "--init-vision", str(swin), "--no-progress"]))

@@ -4,6 +4,7 @@ Multi-process data parallel: torchrun --nproc_per_node N -m mvp_lm.train ... (gl
 """
 import argparse
 
+from .. import pretrained
 from .loop import TrainOptions, train
 
 
@@ -39,13 +40,7 @@ def parse_args(argv=None) -> TrainOptions:
     p.add_argument("--tokenizer", help="tokenizer.json (default: train the project tokenizer)")
     p.add_argument("--vocab-size", type=int, default=4096, help="when training the tokenizer")
     p.add_argument("--init", help="start from the weights (and config, tokenizer) of another run directory")
-    p.add_argument("--init-llm", metavar="PHI_DIR",
-                   help="start the LLM from a Hugging Face Phi directory (config.json checked against the preset; "
-                        "its tokenizer plus MVP-LM's special tokens becomes the run's)")
-    p.add_argument("--init-vision", metavar="SWIN_FILE",
-                   help="start the image encoder from a Swin checkpoint (official, timm or transformers layout)")
-    p.add_argument("--strict", action=argparse.BooleanOptionalAction, default=True,
-                   help="--no-strict: skip pretrained tensors the model has no place for instead of failing")
+    pretrained.add_arguments(p)
     p.add_argument("--resume", action="store_true",
                    help="continue RUN_DIR's checkpoint exactly (a fresh start when it has none)")
     p.add_argument("--stop-after", type=int, help="stop and save after this many steps of this invocation")

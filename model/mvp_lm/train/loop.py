@@ -107,16 +107,16 @@ def _tokenizer(opts: TrainOptions, run: Path) -> tuple[Tokenizer, range | None]:
     return train_tokenizer(opts.vocab_size), None
 
 
-def _config(opts: TrainOptions, tok: Tokenizer, run: Path) -> MVPLMConfig:
-    """The run's config (resume/init: the saved one), else the preset as `mvp_lm.export` builds it, so the
-    checkpoint loads there; the embedding table may have more rows than the tokenizer has ids."""
+def _config(opts: TrainOptions, tok: Tokenizer, run: Path, pre: pretrained.Pretrained | None) -> MVPLMConfig:
+    """The run's config (resume/init: the saved one), else the preset as `mvp_lm.export` builds it (with a
+    pretrained LLM's table size), so the checkpoint loads there; the table may have more rows than the tokenizer
+    has ids."""
     for source in ([run] if opts.resume else []) + ([Path(opts.init)] if opts.init else []):
         if (source / "config.json").exists():
             return MVPLMConfig.from_dict(json.loads((source / "config.json").read_text()))
     cfg = (tiny if opts.config == "tiny" else full)(opts.variant)
-    pre = pretrained.Pretrained.of(opts.init_llm, opts.init_vision)
     if pre is not None:
-        return pretrained.config(cfg, pre, tok)
+        cfg = pretrained.config(cfg, pre, tok)
     vocab = tok.get_vocab_size()
     if vocab > cfg.phi.vocab_size:
         raise ValueError(f"tokenizer has {vocab} ids, more than the {opts.config} preset's {cfg.phi.vocab_size} "
@@ -170,8 +170,9 @@ def train(opts: TrainOptions) -> TrainResult:
 
 
 def _train(opts: TrainOptions, info: DistInfo, run: Path) -> TrainResult:
+    pre = pretrained.Pretrained.of(opts.init_llm, opts.init_vision, opts.strict)
     tok, added = _tokenizer(opts, run)
-    cfg = _config(opts, tok, run)
+    cfg = _config(opts, tok, run, pre)
     spec = default_spec(tok, cfg.variant, cfg.num_image_tokens)
 
     torch.manual_seed(opts.seed)  # identical initial weights on every rank
@@ -179,7 +180,6 @@ def _train(opts: TrainOptions, info: DistInfo, run: Path) -> TrainResult:
     if opts.init:
         init_state = torch.load(Path(opts.init) / "checkpoint.pt", map_location="cpu", weights_only=True)
         model.load_state_dict(init_state["model"])
-    pre = pretrained.Pretrained.of(opts.init_llm, opts.init_vision, opts.strict)
     if pre is not None and not (opts.resume and (run / "checkpoint.pt").exists()):
         pretrained.initialise(model, pre, added, log=print if info.rank == 0 else lambda _: None)
     set_trainable(model, opts.stage, opts.train_encoder)
