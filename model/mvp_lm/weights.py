@@ -150,7 +150,6 @@ _TRANSFORMERS_SWIN = [
     (r"\.layernorm_before\.", ".norm1."), (r"\.layernorm_after\.", ".norm2."),
     (r"\.attention\.output\.dense\.", ".attn.proj."), (r"\.attention\.o_proj\.", ".attn.proj."),
     (r"\.attention\.(self|relative_position_bias)\.relative_position_bias_table$", ".attn.relative_position_bias_table"),
-    (r"\.attention\.self\.relative_position_index$", ".attn.relative_position_index"),
     (r"\.intermediate\.dense\.", ".mlp.fc1."), (r"\.output\.dense\.", ".mlp.fc2."),
 ]
 _QKV = re.compile(r"^(.*)\.attention\.(?:self\.(query|key|value)|(q|k|v)_proj)\.(weight|bias)$")
@@ -166,14 +165,18 @@ def transformers_swin_to_official(state: StateDict) -> StateDict:
             which = (m.group(2) or m.group(3))[0]
             parts.setdefault((m.group(1), m.group(4)), {})[which] = value
             continue
-        for pattern, repl in _TRANSFORMERS_SWIN:
-            key = re.sub(pattern, repl, key)
-        out[key] = value
+        out[_official_swin_name(key)] = value
     for (prefix, kind), qkv in parts.items():
         if set(qkv) != {"q", "k", "v"}:
             raise WeightLoadError(f"{prefix}.attention: {kind} of {sorted(set('qkv') - set(qkv))} missing")
-        out[re.sub(r"^encoder\.layers\.", "layers.", prefix) + f".attn.qkv.{kind}"] = torch.cat([qkv[c] for c in "qkv"])
+        out[_official_swin_name(prefix) + f".attn.qkv.{kind}"] = torch.cat([qkv[c] for c in "qkv"])
     return out
+
+
+def _official_swin_name(key: str) -> str:
+    for pattern, repl in _TRANSFORMERS_SWIN:
+        key = re.sub(pattern, repl, key)
+    return key
 
 
 def _timm_to_official(key: str) -> str:
