@@ -22,10 +22,6 @@ def fp16_bundle(request, tmp_path_factory):
     return out
 
 
-def _half(feeds: dict) -> dict:
-    return {k: v.astype(np.float16) if v.dtype == np.float32 else v for k, v in feeds.items()}
-
-
 def test_fp16_graphs_track_fp32(fp16_bundle):
     out = fp16_bundle
     m = json.loads((out / "manifest.json").read_text())
@@ -34,40 +30,38 @@ def test_fp16_graphs_track_fp32(fp16_bundle):
     f32, f16 = OnnxBackend(out, m, "fp32"), OnnxBackend(out, m, "fp16")
     d, rng = m["dims"], np.random.default_rng(0)
 
-    def compare(graph: str, feeds: dict) -> dict:
-        want, got = f32._run(graph, feeds), f16._run(graph, _half(feeds))
+    def compare(graph: str, feeds: dict) -> tuple[dict, dict]:
+        """fp32 and fp16 outputs of one graph on the same (float32) feeds; _run casts them to the dtypes each
+        graph declares and hands float16 outputs back as float32, as the worker does."""
+        want, got = f32._run(graph, feeds), f16._run(graph, feeds)
         assert set(got) == set(want), graph
         for k, w in want.items():
-            g = got[k].astype(w.dtype)
-            assert g.shape == w.shape, f"{graph}.{k}"
-            err = float(np.abs(g - w).max()) / (float(np.abs(w).max()) + 1e-6)
+            assert got[k].dtype == w.dtype and got[k].shape == w.shape, f"{graph}.{k}"
+            err = float(np.abs(got[k] - w).max()) / (float(np.abs(w).max()) + 1e-6)
             assert err <= REL_TOL, f"{graph}.{k}: relative error {err:.2e}"
-        return want
+        return want, got
 
     s = d["image_size"]
-    vision = compare("vision_encoder", {"pixel_values": rng.standard_normal((1, 3, s, s)).astype(np.float32)})
+    vision, _ = compare("vision_encoder", {"pixel_values": rng.standard_normal((1, 3, s, s)).astype(np.float32)})
     t = 7
-    embeds = compare("embed_tokens", {"input_ids": rng.integers(4, 500, (1, t), dtype=np.int64)})["inputs_embeds"]
+    embeds = compare("embed_tokens", {"input_ids": rng.integers(4, 500, (1, t), dtype=np.int64)})[0]["inputs_embeds"]
     empty = np.zeros((1, d["num_heads"], 0, d["head_dim"]), np.float32)
     past = {f"past_key_values.{i}.{kv}": empty for i in range(d["num_layers"]) for kv in ("key", "value")}
-    prefill = compare("decoder_model_merged", {"inputs_embeds": embeds, "attention_mask": np.ones((1, t), np.int64),
-                                               "position_ids": np.arange(t, dtype=np.int64)[None], **past})
-    # the fp16 generation graph is the fp16 step graph in a Loop: the same ids as feeding it token by token
-    state = f16._run("decoder_model_merged", _half({"inputs_embeds": embeds, "attention_mask": np.ones((1, t), np.int64),
-                                                    "position_ids": np.arange(t, dtype=np.int64)[None], **past}))
-    assert prefill["logits"].shape == state["logits"].shape
-    # the fp16 step graph returns float32 present keys (its rotary embedding is float32): fed back as float16
-    cache = {f"past_key_values.{k[8:]}": v.astype(np.float16) for k, v in state.items() if k.startswith("present.")}
+    _, state = compare("decoder_model_merged", {"inputs_embeds": embeds, "attention_mask": np.ones((1, t), np.int64),
+                                                "position_ids": np.arange(t, dtype=np.int64)[None], **past})
+    # the fp16 generation graph is the fp16 step graph in a Loop: the same ids as feeding it token by token (its
+    # present keys come back float32, its rotary embedding being float32; _run feeds them back as float16)
+    cache = {f"past_key_values.{k[8:]}": v for k, v in state.items() if k.startswith("present.")}
     start = dict(cache)
-    nxt, ids, length = int(np.argmax(state["logits"][0, -1].astype(np.float32))), [], t
+    nxt, ids, length = int(np.argmax(state["logits"][0, -1])), [], t
     for _ in range(6):  # random weights choose no stop token in these 6 steps (else the graph stops earlier)
         ids.append(nxt)
         e = f16._run("embed_tokens", {"input_ids": np.array([[nxt]], np.int64)})["inputs_embeds"]
         out = f16._run("decoder_model_merged", {"inputs_embeds": e, "attention_mask": np.ones((1, length + 1), np.int64),
                                                 "position_ids": np.array([[length]], np.int64), **cache})
-        cache = {f"past_key_values.{k[8:]}": v.astype(np.float16) for k, v in out.items() if k.startswith("present.")}
-        nxt, length = int(np.argmax(out["logits"][0, -1].astype(np.float32))), length + 1
-    first = int(np.argmax(state["logits"][0, -1].astype(np.float32)))
+        cache = {f"past_key_values.{k[8:]}": v for k, v in out.items() if k.startswith("present.")}
+        nxt, length = int(np.argmax(out["logits"][0, -1])), length + 1
+    first = int(np.argmax(state["logits"][0, -1]))
     gen = f16._run("decoder_generate", {"input_ids": np.array([[first]], np.int64),
                                         "max_new_tokens": np.array([6], np.int64), **start})
     assert gen["generated_ids"][0].tolist() == ids

@@ -3,11 +3,15 @@
 // holds the fp16 engine to the fp16 Python reference (the same tokens, raw outputs and results); the reference's
 // fp16 against its fp32 is model/tests/test_export_fp16.py.
 import { beforeAll, describe, expect, it } from 'vitest';
+import { Task } from '../../contracts/task.js';
 import { loadBundle } from '../../workers/pipeline/bundle.js';
 import { PipelineEngine } from '../../workers/pipeline/engine.js';
 import { choosePrecision, fromFloat16, toFloat16 } from '../../workers/pipeline/precision.js';
 import { createSessions } from '../../workers/pipeline/sessions.js';
+import type { RawOutputs } from '../../workers/pipeline/postprocess/types.js';
 import { ensureBundle } from './bundles.js';
+import { maxRelDiff } from './compare.js';
+import { syntheticPng } from './images.js';
 import { runPython } from './python.js';
 
 describe('float16 conversions', () => {
@@ -69,12 +73,27 @@ describe('the precision a worker serves', () => {
     }
   });
 
-  it('loads the fp16 graphs when asked on CPU and reports it', async () => {
-    const engine = await PipelineEngine.create({ modelDir: fp16Dir, provider: 'cpu', precision: 'fp16' });
-    try {
-      expect(engine.info().precision).toBe('fp16');
-    } finally {
-      await engine.close();
+  it('loads the fp16 graphs when asked on CPU, reports it, and they compute at fp16', async () => {
+    // the same job at both precisions: outputs close (fp16 tolerance) but not identical, so fp16 really ran
+    const task = Task.parse({ type: 'sentence', sentence: 'the red square', mode: 'single' });
+    const image = await syntheticPng(64, 48, 7);
+    const raw: RawOutputs[] = [];
+    for (const precision of ['fp32', 'fp16'] as const) {
+      const engine = await PipelineEngine.create({ modelDir: fp16Dir, provider: 'cpu', precision });
+      try {
+        expect(engine.info().precision).toBe(precision);
+        await engine.preprocess('job', image);
+        await engine.vision('job');
+        await engine.language('job', 0, task, false);
+        await engine.perception('job', 0, task);
+        raw.push(engine.rawOutputs('job', 0)!);
+      } finally {
+        await engine.close();
+      }
     }
+    const [f32, f16] = raw as [RawOutputs, RawOutputs];
+    expect(maxRelDiff(f16.logits, f32.logits)).toBeGreaterThan(0);
+    expect(maxRelDiff(f16.logits, f32.logits)).toBeLessThan(2e-2);
   });
+
 });
