@@ -23,6 +23,7 @@ from typing import Callable
 from tqdm import tqdm
 
 from .convert import coco_detection, coco_panoptic, goldg, grefcoco, refcoco
+from .convert.merge import Merged
 from .errors import DataFormatError
 from .mix_manifest import MixGroup, write_mix
 from .record import Phrase, Record, write_categories, write_jsonl
@@ -149,8 +150,7 @@ def build(parts: list[Part], asked: dict[str, float], out: Path, images_root: Pa
     ratios = resolve_ratios(asked, given, log)
     parts = [p for p in parts if p.group in ratios]
     root = (images_root or Path(os.path.commonpath([p.images.resolve() for p in parts]))).resolve()
-    records: list[Record] = []
-    pools: dict[str, list[Phrase]] = {}
+    merged = Merged()
     counts: dict[str, int] = {}
     for part in tqdm(parts, desc="convert", unit="source", disable=not progress):
         prefix = os.path.relpath(part.images.resolve(), root)
@@ -161,15 +161,14 @@ def build(parts: list[Part], asked: dict[str, float], out: Path, images_root: Pa
             raise DataFormatError(part.images, "<all>", "<records>", f"{part.source} gave no records (wrong split?)")
         log(f"{part.source}: {len(got)} records")
         counts[part.source] = len(got)
-        records += got
-        pools |= got_pools
+        merged.add(part.source, got, got_pools)
     out.parent.mkdir(parents=True, exist_ok=True)
-    write_jsonl(out, tqdm(records, desc="write", unit="rec", disable=not progress))
-    write_categories(out, pools)
+    write_jsonl(out, tqdm(merged.records, desc="write", unit="rec", disable=not progress))
+    write_categories(out, merged.pools)
     groups = [MixGroup(g, ratios[g], tuple(p.source for p in parts if p.group == g),
                        sum(counts[p.source] for p in parts if p.group == g)) for g in ratios]
     write_mix(out, groups, root)
-    log(f"wrote {len(records)} records to {out}; train with --data {out} --images {root}")
+    log(f"wrote {len(merged.records)} records to {out}; train with --data {out} --images {root}")
     return groups
 
 
