@@ -75,13 +75,12 @@ def test_phi_directory_layouts_load_with_the_library_forward_pass(phi_dir, tmp_p
     sharded, pickled = tmp_path / "sharded", tmp_path / "bin"
     hf.save_pretrained(sharded, max_shard_size="300KB")
     assert (sharded / "model.safetensors.index.json").exists()
-    torch.save(hf.state_dict(), tmp_path / "pytorch_model.bin")
     pickled.mkdir()
-    (tmp_path / "pytorch_model.bin").rename(pickled / "pytorch_model.bin")
-    for directory in (d, sharded, pickled):
-        for f in ("config.json",):
+    torch.save(hf.state_dict(), pickled / "pytorch_model.bin")
+    for directory in (sharded, pickled):
+        for f in ("config.json", "tokenizer.json"):
             (directory / f).write_bytes((d / f).read_bytes())
-        (directory / "tokenizer.json").write_bytes((d / "tokenizer.json").read_bytes())
+    for directory in (d, sharded, pickled):
         pre = pretrained.Pretrained(llm=directory)
         tok, added = pretrained.tokenizer(directory)
         cfg = pretrained.config(TINY, pre, tok)
