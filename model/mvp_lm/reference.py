@@ -56,8 +56,8 @@ class OnnxBackend:
         self.inputs = {g: {i.name: _FLOAT_INPUTS.get(i.type) for i in s.get_inputs()} for g, s in self.sessions.items()}
 
     def _run(self, graph: str, feeds: dict) -> dict:
-        """float32 in and out whatever the graph's precision, as the TypeScript worker does (precision.ts):
-        float feeds cast to the dtype the graph declares, float16 outputs to float32 (exact)."""
+        """float32 in and out whatever the graph's precision: float feeds cast to the dtype the graph declares,
+        float16 outputs to float32 (exact), the values the TypeScript worker reads (precision.ts)."""
         wanted = self.inputs[graph]
         feeds = {k: (v.astype(wanted[k]) if wanted[k] is not None and v.dtype.kind == "f" else v)
                  for k, v in feeds.items() if k in wanted}

@@ -11,7 +11,7 @@ import { postprocessTask } from './postprocess/index.js';
 import { geometryFor, type Size } from './postprocess/geometry.js';
 import type { RawOutputs } from './postprocess/types.js';
 import { decodeImage, toPixelValues, type Preprocessed } from './preprocess.js';
-import type { PrecisionChoice, PrecisionName } from './precision.js';
+import { floats, type PrecisionChoice, type PrecisionName } from './precision.js';
 import { createSessions, type ModelSessions, type Provider } from './sessions.js';
 import { loadTokenizer } from './tokenizer.js';
 import type { PipelineInfo, PipelineLogger } from './types.js';
@@ -133,7 +133,7 @@ export class PipelineEngine {
     const size = this.bundle.manifest.preprocess.image_size;
     const out = await this.models.sessions.vision_encoder.run({ pixel_values: new ort.Tensor('float32', pre.pixelValues, [1, 3, size, size]) });
     s.vision = Object.fromEntries(VISION_FOR_PERCEPTION.map((k) => [k, out[k] as ort.Tensor])) as VisionOutputs;
-    s.prefix = await prefillImage(this.lang, out.image_embeds!.data as Float32Array);
+    s.prefix = await prefillImage(this.lang, floats(out.image_embeds!));
   }
 
   async language(jobId: string, taskIndex: number, task: Task, caption: boolean): Promise<{ generatedIds: number[]; caption: string | null }> {

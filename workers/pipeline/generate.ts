@@ -20,6 +20,7 @@ import {
   type Prompt,
   type PromptContext,
 } from './prompt.js';
+import { floats } from './precision.js';
 import type { Sessions } from './sessions.js';
 import type { TextTokenizer } from './tokenizer.js';
 
@@ -70,7 +71,7 @@ export function emptyPast(m: Manifest): Past {
 
 export async function embed(ctx: LanguageContext, ids: number[]): Promise<Float32Array> {
   const out = await ctx.sessions.embed_tokens.run({ input_ids: int64(ids, [1, ids.length]) });
-  return out.inputs_embeds!.data as Float32Array;
+  return floats(out.inputs_embeds!);
 }
 
 /** One decoder run over `embeds` ([T,H] flattened) continuing after `pastLength` positions. */
@@ -105,16 +106,15 @@ function concat(parts: Float32Array[]): Float32Array {
 
 function row(t: ort.Tensor, index: number): Float32Array {
   const width = t.dims[t.dims.length - 1]!;
-  return (t.data as Float32Array).slice(index * width, (index + 1) * width);
+  return floats(t, index * width, (index + 1) * width).slice();
 }
 
 /** Greedy choice after position `t` of a [1,T,V] logits tensor. */
 export function argmaxAt(logits: ort.Tensor, t: number): number {
   const v = logits.dims[2]!;
-  const data = logits.data as Float32Array;
+  const data = floats(logits, t * v, (t + 1) * v);
   let best = 0;
-  const o = t * v;
-  for (let i = 1; i < v; i++) if (data[o + i]! > data[o + best]!) best = i;
+  for (let i = 1; i < v; i++) if (data[i]! > data[best]!) best = i;
   return best;
 }
 
@@ -123,10 +123,11 @@ function truncatePast(past: Past, keep: number): Past {
   const out: Past = {};
   for (const [name, t] of Object.entries(past)) {
     const [b, heads, length, d] = t.dims as [number, number, number, number];
-    const src = t.data as Float32Array;
-    const dst = new Float32Array(b * heads * keep * d);
+    // in the graph's own dtype (float32, or float16 from an fp16 graph)
+    const src = t.data as Float32Array | Uint16Array;
+    const dst = src instanceof Uint16Array ? new Uint16Array(b * heads * keep * d) : new Float32Array(b * heads * keep * d);
     for (let hd = 0; hd < b * heads; hd++) dst.set(src.subarray(hd * length * d, (hd * length + keep) * d), hd * keep * d);
-    out[name] = new ort.Tensor('float32', dst, [b, heads, keep, d]);
+    out[name] = dst instanceof Uint16Array ? new ort.Tensor('float16', dst, [b, heads, keep, d]) : new ort.Tensor('float32', dst, [b, heads, keep, d]);
   }
   return out;
 }
@@ -141,7 +142,7 @@ export async function prefillImage(ctx: LanguageContext, imageEmbeds: Float32Arr
 
 /** Mean of `hidden` rows over each span (spans in sequence positions, hidden starting at `offset`). */
 function pool(hidden: ort.Tensor, spans: [number, number][], offset: number, h: number): Float32Array {
-  const data = hidden.data as Float32Array;
+  const data = floats(hidden);
   const out = new Float32Array(spans.length * h);
   const acc = new Float64Array(h);
   spans.forEach(([start, end], p) => {
@@ -192,7 +193,7 @@ export async function generateInGraph(ctx: LanguageContext, past: Past, next: nu
   if (!session) throw new Error('generateInGraph: the bundle has no decoder_generate graph');
   const out = await session.run({ input_ids: int64([next], [1, 1]), max_new_tokens: int64([maxNewTokens], [1]), ...past });
   const ids = Array.from(out.generated_ids!.data as BigInt64Array, Number);
-  return { generatedIds: ids, perHidden: (out.per_hidden!.data as Float32Array).slice() };
+  return { generatedIds: ids, perHidden: floats(out.per_hidden!).slice() };
 }
 
 /**

@@ -1,7 +1,7 @@
 // perception_decoder.onnx on one image's vision outputs and one task's pooled text embeddings.
 import * as ort from 'onnxruntime-node';
 import type { Manifest } from './manifest.js';
-import type { GraphSession } from './precision.js';
+import { floats, type GraphSession } from './precision.js';
 import type { RawOutputs } from './postprocess/types.js';
 
 /** vision_encoder.onnx outputs the perception decoder reads (image_embeds goes to the language side). */
@@ -29,9 +29,9 @@ export async function runPerception(
   const logits = out.pred_logits!;
   const masks = out.pred_masks!;
   return {
-    logits: logits.data as Float32Array,
-    masks: masks.data as Float32Array,
-    boxes: out.pred_boxes!.data as Float32Array,
+    logits: floats(logits),
+    masks: floats(masks),
+    boxes: floats(out.pred_boxes!),
     numQueries: logits.dims[1]!,
     numPhrases: logits.dims[2]!,
     maskSize: masks.dims[3]!,

@@ -1,10 +1,10 @@
-// Which of a bundle's precisions the worker runs, and fp16 graphs behind a float32 face.
+// Which of a bundle's precisions the worker runs, and feeding fp16 graphs.
 //
 // fp16 graphs (model/BUNDLE.md, "precisions") take and return float16 where the graph declares float16 (its
-// session metadata says which: the step graph's present.*.key stays float32). The pipeline computes in float32
-// throughout, so a float16 graph is wrapped: float32 feeds become float16 where the graph wants float16, and
-// float16 outputs become float32. float16 → float32 is exact, so a value that goes from one graph to the next (the
-// KV cache, the vision features) comes back bit for bit.
+// session metadata says which: the step graph's present.*.key stays float32). The pipeline builds its feeds in
+// float32, so a graph with float16 inputs is wrapped to convert float32 feeds to float16 where it wants them.
+// Outputs stay as the graph returns them: a tensor that goes from one graph to the next (the KV cache, the vision
+// features) passes untouched, and code that reads values reads them through `floats` (float16 → float32 is exact).
 import { Float16Array, getFloat16 } from '@petamoriken/float16';
 import * as ort from 'onnxruntime-node';
 import type { Manifest } from './manifest.js';
@@ -54,22 +54,25 @@ export function fromFloat16(bits: Uint16Array): Float32Array {
   return out;
 }
 
-/** `session` as float32 in and out; the session itself when no input or output of it is float16. */
-export function float32Facing(session: ort.InferenceSession): GraphSession {
+/**
+ * A tensor's values [from, to) as float32: a view of its own data when float32, converted (exactly) when
+ * float16. Copy a float32 view before keeping it past the tensor's life.
+ */
+export function floats(t: ort.Tensor, from = 0, to = t.size): Float32Array {
+  return t.type === 'float16' ? fromFloat16((t.data as Uint16Array).subarray(from, to)) : (t.data as Float32Array).subarray(from, to);
+}
+
+/** `session`, with float32 feeds converted to float16 where it declares float16 inputs (itself when it has none). */
+export function feedingDeclaredTypes(session: ort.InferenceSession): GraphSession {
   const halfInputs = new Set(session.inputMetadata.filter((m) => m.isTensor && m.type === 'float16').map((m) => m.name));
-  const halfOutputs = session.outputMetadata.some((m) => m.isTensor && m.type === 'float16');
-  if (!halfInputs.size && !halfOutputs) return session;
+  if (!halfInputs.size) return session;
   return {
     async run(feeds) {
       const converted: Record<string, ort.Tensor> = {};
       for (const [name, t] of Object.entries(feeds)) {
         converted[name] = halfInputs.has(name) && t.type === 'float32' ? new ort.Tensor('float16', toFloat16(t.data as Float32Array), t.dims) : t;
       }
-      const out: Record<string, ort.Tensor> = { ...(await session.run(converted)) };
-      for (const [name, t] of Object.entries(out)) {
-        if (t.type === 'float16') out[name] = new ort.Tensor('float32', fromFloat16(t.data as Uint16Array), t.dims);
-      }
-      return out;
+      return session.run(converted);
     },
     release: () => session.release(),
   };

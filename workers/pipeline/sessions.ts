@@ -6,7 +6,7 @@
 import * as ort from 'onnxruntime-node';
 import type { Bundle } from './bundle.js';
 import { GRAPHS, OPTIONAL_GRAPHS, type GraphName, type OptionalGraphName } from './manifest.js';
-import { choosePrecision, float32Facing, type GraphSession, type PrecisionChoice, type PrecisionName } from './precision.js';
+import { choosePrecision, feedingDeclaredTypes, type GraphSession, type PrecisionChoice, type PrecisionName } from './precision.js';
 import type { PipelineLogger } from './types.js';
 
 export type Provider = 'cpu' | 'cuda';
@@ -51,7 +51,7 @@ function options(provider: Provider, cfg: SessionConfig): ort.InferenceSession.S
 
 async function createAll(bundle: Bundle, provider: Provider, precision: PrecisionName, cfg: SessionConfig): Promise<Sessions> {
   const created: Partial<Sessions> = {};
-  const open = async (file: string) => float32Facing(await ort.InferenceSession.create(file, options(provider, cfg)));
+  const open = async (file: string) => feedingDeclaredTypes(await ort.InferenceSession.create(file, options(provider, cfg)));
   try {
     for (const g of GRAPHS) created[g] = await open(bundle.graph(g, precision));
     for (const g of OPTIONAL_GRAPHS) {
