@@ -34,3 +34,6 @@ export type JobPayload = z.infer<typeof JobPayload>;
 /** Pipeline stages, in order; progress and per-stage timings are reported under these names. */
 export const STAGES = ['fetch', 'preprocess', 'vision', 'language', 'perception', 'postprocess', 'store'] as const;
 export type Stage = (typeof STAGES)[number];
+/** The stages a perception worker batches across jobs (dynamic batching; workers/pipeline/batcher.ts). */
+export const BATCHED_STAGES = ['vision', 'language', 'perception'] as const satisfies readonly Stage[];
+export type BatchedStage = (typeof BATCHED_STAGES)[number];

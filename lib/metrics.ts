@@ -7,11 +7,14 @@
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { Counter, Gauge, Registry, collectDefaultMetrics, type MetricValueWithName } from 'prom-client';
-import { STAGES } from '../contracts/job.js';
+import { BATCHED_STAGES, STAGES } from '../contracts/job.js';
 import { listLiveWorkers } from './queue/heartbeat.js';
 import { redisKeys } from './queue/keys.js';
 
 export const STAGE_BUCKETS_S = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+/** Dynamic batching on the perception workers: items per batch, and how long a batch's oldest item waited. */
+export const BATCH_SIZE_BUCKETS = [1, 2, 3, 4, 6, 8, 12, 16, 32, 64];
+export const BATCH_WAIT_BUCKETS_S = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
 export const QUEUE_STATES = ['waiting', 'prioritized', 'active', 'delayed', 'waiting-children', 'failed', 'completed'] as const;
 
 /** Writer side, used by worker processes. */
@@ -24,15 +27,24 @@ export class MetricsRecorder {
     this.keys = redisKeys(prefix);
   }
 
-  /** One histogram observation: the bucket it falls in (non-cumulative), count and sum. */
   async stageDuration(stage: string, seconds: number): Promise<void> {
-    const le = STAGE_BUCKETS_S.find((b) => seconds <= b);
-    const key = this.keys.metricStageDuration(stage);
+    await this.observe(this.keys.metricStageDuration(stage), STAGE_BUCKETS_S, seconds);
+  }
+
+  /** One batch of a pipeline stage: its size and its oldest item's wait. */
+  async batch(stage: string, size: number, waitSeconds: number): Promise<void> {
+    await this.observe(this.keys.metricBatchSize(stage), BATCH_SIZE_BUCKETS, size);
+    await this.observe(this.keys.metricBatchWait(stage), BATCH_WAIT_BUCKETS_S, waitSeconds);
+  }
+
+  /** One histogram observation: the bucket it falls in (non-cumulative), count and sum. */
+  private async observe(key: string, buckets: readonly number[], value: number): Promise<void> {
+    const le = buckets.find((b) => value <= b);
     await this.redis
       .multi()
       .hincrby(key, le === undefined ? '+Inf' : String(le), 1)
       .hincrby(key, 'count', 1)
-      .hincrbyfloat(key, 'sum', seconds)
+      .hincrbyfloat(key, 'sum', value)
       .exec();
   }
 
@@ -41,32 +53,40 @@ export class MetricsRecorder {
   }
 }
 
+interface RedisHistogram {
+  name: string;
+  help: string;
+  buckets: readonly number[];
+  /** One series per stage, read from the hash `key(stage)`. */
+  stages: readonly string[];
+  key: (stage: string) => string;
+}
+
 /** A histogram whose buckets live in Redis; prom-client's Histogram can only observe in-process, so this
  *  is a metric object of the shape the registry formats (name, help, type, get()). */
-function redisStageHistogram(redis: Redis, prefix: string) {
-  const keys = redisKeys(prefix);
-  const name = 'mvp_job_stage_duration_seconds';
+function redisHistogram(redis: Redis, h: RedisHistogram) {
+  const { name, buckets, stages } = h;
   return {
     name,
-    help: 'Time jobs spent in each pipeline stage (cluster-wide, counted in Redis by the workers)',
+    help: h.help,
     type: 'histogram',
     aggregator: 'max',
     async get() {
       const pipe = redis.pipeline();
-      for (const s of STAGES) pipe.hgetall(keys.metricStageDuration(s));
+      for (const s of stages) pipe.hgetall(h.key(s));
       const res = (await pipe.exec()) ?? [];
       const values: MetricValueWithName<string>[] = [];
-      STAGES.forEach((stage, i) => {
-        const h = (res[i]?.[1] ?? {}) as Record<string, string>;
-        if (!h.count) return;
+      stages.forEach((stage, i) => {
+        const hash = (res[i]?.[1] ?? {}) as Record<string, string>;
+        if (!hash.count) return;
         let cumulative = 0;
-        for (const b of STAGE_BUCKETS_S) {
-          cumulative += Number(h[String(b)] ?? 0);
+        for (const b of buckets) {
+          cumulative += Number(hash[String(b)] ?? 0);
           values.push({ metricName: `${name}_bucket`, labels: { stage, le: b }, value: cumulative });
         }
-        values.push({ metricName: `${name}_bucket`, labels: { stage, le: '+Inf' }, value: Number(h.count) });
-        values.push({ metricName: `${name}_sum`, labels: { stage }, value: Number(h.sum ?? 0) });
-        values.push({ metricName: `${name}_count`, labels: { stage }, value: Number(h.count) });
+        values.push({ metricName: `${name}_bucket`, labels: { stage, le: '+Inf' }, value: Number(hash.count) });
+        values.push({ metricName: `${name}_sum`, labels: { stage }, value: Number(hash.sum ?? 0) });
+        values.push({ metricName: `${name}_count`, labels: { stage }, value: Number(hash.count) });
       });
       return { name, help: this.help, type: this.type, aggregator: this.aggregator, values };
     },
@@ -125,7 +145,12 @@ export function createMetricsRegistry(opts: MetricsOptions): Registry {
     },
   });
 
-  registry.registerMetric(redisStageHistogram(redis, prefix) as never);
+  const histograms: RedisHistogram[] = [
+    { name: 'mvp_job_stage_duration_seconds', help: 'Time jobs spent in each pipeline stage (cluster-wide, counted in Redis by the workers)', buckets: STAGE_BUCKETS_S, stages: STAGES, key: keys.metricStageDuration },
+    { name: 'mvp_batch_size', help: 'Items per batch of a batched pipeline stage (images for vision, tasks for language and perception; cluster-wide)', buckets: BATCH_SIZE_BUCKETS, stages: BATCHED_STAGES, key: keys.metricBatchSize },
+    { name: 'mvp_batch_wait_seconds', help: "How long each batch's oldest item waited for the batch to start (cluster-wide)", buckets: BATCH_WAIT_BUCKETS_S, stages: BATCHED_STAGES, key: keys.metricBatchWait },
+  ];
+  for (const h of histograms) registry.registerMetric(redisHistogram(redis, h) as never);
   redisCounter(registry, redis, 'mvp_jobs_finished_total', 'Jobs that reached a terminal status', 'status', keys.metricJobOutcomes);
   redisCounter(
     registry,

@@ -10,6 +10,8 @@ export const redisKeys = (prefix: string) => ({
   workers: `${prefix}:workers`,
   /** Hashes of cluster-wide metric counters (metrics.ts). */
   metricStageDuration: (stage: string) => `${prefix}:metrics:stage-duration:${stage}`,
+  metricBatchSize: (stage: string) => `${prefix}:metrics:batch-size:${stage}`,
+  metricBatchWait: (stage: string) => `${prefix}:metrics:batch-wait:${stage}`,
   metricWebhookOutcomes: `${prefix}:metrics:webhook-outcomes`,
   metricJobOutcomes: `${prefix}:metrics:job-outcomes`,
 });
