@@ -5,20 +5,25 @@ onnxruntime-node binds CUDA outputs to host memory only, so a KV cache that goes
 on the device: an ONNX `Loop` whose loop-carried state is the KV cache, built by graph surgery from the bundle's own
 exported graphs (no PyTorch, no checkpoint needed):
 
-    main graph:  cond0 = max_new_tokens > 0 and input_ids not in (<PER>, EOS)
-                 Loop(max_new_tokens, cond0; token, ids, past...)            # body below
-                 tail = [<PER>] if it stopped on <PER> else ids(response_marker) + [<PER>]   (an If)
-                 last_hidden_state = decoder(embed(tail), past)              # a second copy of the decoder nodes
-                 per_hidden = last_hidden_state[:, -1]
-    Loop body:   ids += [token]; logits, present = decoder(embed(token), past) # embed_tokens' Gather + decoder nodes
-                 token = argmax(logits[:, -1]) (ties: lowest id); cond = token not in (<PER>, EOS)
+    main graph:  done = input_ids in (<PER>, EOS); count = 0                  # per row, [B,1]
+                 Loop(max_new_tokens, not all(done); token, done, count, mask, ids, past...)   # body below
+                 tail_b = [<PER>] if row b stopped on <PER> else ids(response_marker) + [<PER>], right-padded
+                 last_hidden_state = decoder(embed(tails), past)             # a second copy of the decoder nodes
+                 per_hidden[b] = last_hidden_state[b, len(tail_b) - 1]       # GatherND
+    Loop body:   live = not done; mask += [live]; position = position_ids + count
+                 logits, present = decoder(embed(token), mask, position, past) # embed_tokens' Gather + decoder nodes
+                 ids += [token if live else -1]; count += live
+                 token = token if done else argmax(logits[:, -1]) (ties: lowest id)
+                 done |= token in (<PER>, EOS); cond = not all(done)
 
-The semantics are BUNDLE.md's `generate` exactly: the token cap is checked before the stop test, the stop token is
-not part of the ids, EOS is never fed. Both decoder copies and the embedding read the same initializers of the main
-graph (outer-scope references), so the weights are stored once; tensors the source graphs keep in external data
-files stay there (the new graph points at the decoder's `.data` file instead of copying it). Only the nodes each copy
-needs are kept (the body computes no hidden-state means, the tail no logits). Built-in ONNX ops only, opset of the
-source graphs (17).
+A batch holds B sequences whose caches may have padding slots anywhere (attention_mask 0); a done row is still fed
+(its stop token again, in a masked slot, at an unchanged position), so every row's ids and per_hidden are the ones it
+gets alone. Per row the semantics are BUNDLE.md's `generate` exactly: the token cap is checked before the stop
+test, the stop token is not part of the ids, EOS is never fed to a real slot. Both decoder copies and the embedding
+read the same initializers of the main graph (outer-scope references), so the weights are stored once; tensors the
+source graphs keep in external data files stay there (the new graph points at the decoder's `.data` file instead of
+copying it). Only the nodes each copy needs are kept (the body computes no hidden-state means, the tail no logits).
+Built-in ONNX ops only, opset of the source graphs (17).
 
     python -m mvp_lm.export --add-generation-graph --bundle DIR
 
@@ -106,6 +111,22 @@ def _elem_type(graph: onnx.GraphProto, name: str) -> int:
     raise ValueError(f"{graph.name}: no input {name}")
 
 
+def _stops(p: str, token: str, per: int, eos: int) -> list[onnx.NodeProto]:
+    """`p + "stops"` = token in (<PER>, EOS), elementwise."""
+    return [_const(p + "per", [[per]]), _const(p + "eos", [[eos]]),
+            helper.make_node("Equal", [token, p + "per"], [p + "is_per"], name=p + "is_per"),
+            helper.make_node("Equal", [token, p + "eos"], [p + "is_eos"], name=p + "is_eos"),
+            helper.make_node("Or", [p + "is_per", p + "is_eos"], [p + "stops"], name=p + "stops")]
+
+
+def _any_false(p: str, flags: str, out: str) -> list[onnx.NodeProto]:
+    """`out`, a bool scalar: not every one of `flags` is true (ReduceMin has no bool kernel)."""
+    return [helper.make_node("Cast", [flags], [p + "flags_i"], name=p + "flags_i", to=TensorProto.INT64),
+            helper.make_node("ReduceMin", [p + "flags_i"], [p + "all_i"], name=p + "all_i", keepdims=0),
+            helper.make_node("Cast", [p + "all_i"], [p + "all"], name=p + "all", to=TensorProto.BOOL),
+            helper.make_node("Not", [p + "all"], [out], name=out)]
+
+
 def build(decoder: onnx.ModelProto, embed: onnx.ModelProto, *, num_layers: int, num_heads: int, head_dim: int,
           per: int, eos: int, tail_ids: list[int]) -> onnx.ModelProto:
     """The generation graph from the step graph `decoder` (decoder_model_merged.onnx) and `embed`
@@ -117,7 +138,7 @@ def build(decoder: onnx.ModelProto, embed: onnx.ModelProto, *, num_layers: int, 
     past_in = [f"past_key_values.{i}.{k}" for i in range(num_layers) for k in ("key", "value")]
     present = [f"present.{i}.{k}" for i in range(num_layers) for k in ("key", "value")]
     float_t = _elem_type(dec, past_in[0])
-    kv_shape = [1, num_heads, None, head_dim]
+    kv_shape = [None, num_heads, None, head_dim]
 
     inits: list[onnx.TensorProto] = []
     names: dict[str, dict[str, str]] = {}
@@ -131,6 +152,8 @@ def build(decoder: onnx.ModelProto, embed: onnx.ModelProto, *, num_layers: int, 
     (embed_in,), (embed_out,) = [i.name for i in emb.input], [o.name for o in emb.output]
 
     # ------------------------------------------------------------------------------------------ Loop body
+    # Per row: `done` once it chose a stop token; a done row is still fed (its stop token again) but its new cache
+    # slot is masked, its position (position_ids + count) stays and its ids are -1.
     b = "body/"
     body_past = [b + "in/" + n for n in past_in]
     body_present = [b + "out/" + n for n in present]
@@ -138,16 +161,12 @@ def build(decoder: onnx.ModelProto, embed: onnx.ModelProto, *, num_layers: int, 
     body_present_raw = [p if out_types[n] == float_t else b + "raw/" + n for n, p in zip(present, body_present)]
     body_nodes = [
         *_inline(emb, b + "embed/", {embed_in: b + "token"}, {embed_out: b + "inputs_embeds"}, names["embed"]),
-        helper.make_node("Shape", [body_past[0]], [b + "past_len"], name=b + "past_len", start=2, end=3),
-        _const(b + "one", [1]),
-        helper.make_node("Add", [b + "past_len", b + "one"], [b + "total"], name=b + "total"),
-        helper.make_node("Concat", [b + "one", b + "total"], [b + "mask_shape"], name=b + "mask_shape", axis=0),
-        helper.make_node("ConstantOfShape", [b + "mask_shape"], [b + "attention_mask"], name=b + "attention_mask",
-                         value=numpy_helper.from_array(np.ones(1, np.int64))),
-        _const(b + "pos_shape", [1, 1]),
-        helper.make_node("Reshape", [b + "past_len", b + "pos_shape"], [b + "position_ids"], name=b + "position_ids"),
+        helper.make_node("Not", [b + "done"], [b + "live"], name=b + "live"),
+        helper.make_node("Cast", [b + "live"], [b + "live_i"], name=b + "live_i", to=TensorProto.INT64),
+        helper.make_node("Concat", [b + "mask", b + "live_i"], [b + "mask_out"], name=b + "mask_out", axis=1),
+        helper.make_node("Add", ["position_ids", b + "count"], [b + "position_ids"], name=b + "position_ids"),
         *_inline(dec, b + "dec/",
-                 {"inputs_embeds": b + "inputs_embeds", "attention_mask": b + "attention_mask",
+                 {"inputs_embeds": b + "inputs_embeds", "attention_mask": b + "mask_out",
                   "position_ids": b + "position_ids", **dict(zip(past_in, body_past))},
                  {"logits": b + "logits", **dict(zip(present, body_present_raw))}, names["decoder"]),
         # the fp16 step graph returns present.*.key in float32 (its rotary embedding is computed in float32) but
@@ -158,93 +177,112 @@ def build(decoder: onnx.ModelProto, embed: onnx.ModelProto, *, num_layers: int, 
         *([helper.make_node("Cast", [b + "logits"], [b + "logits32"], name=b + "logits32", to=TensorProto.FLOAT)]
           if float_t != TensorProto.FLOAT else []),
         helper.make_node("ArgMax", [b + ("logits32" if float_t != TensorProto.FLOAT else "logits")], [b + "next"],
-                         name=b + "next", axis=-1, keepdims=0, select_last_index=0),  # [1,1]; ties: the lowest id
-        helper.make_node("Concat", [b + "ids", b + "token"], [b + "ids_out"], name=b + "ids_out", axis=1),
-        _const(b + "per", [[per]]),
-        _const(b + "eos", [[eos]]),
-        helper.make_node("Equal", [b + "next", b + "per"], [b + "is_per"], name=b + "is_per"),
-        helper.make_node("Equal", [b + "next", b + "eos"], [b + "is_eos"], name=b + "is_eos"),
-        helper.make_node("Or", [b + "is_per", b + "is_eos"], [b + "stop"], name=b + "stop"),
-        helper.make_node("Not", [b + "stop"], [b + "go"], name=b + "go"),
-        _const(b + "scalar", np.zeros(0)),
-        helper.make_node("Reshape", [b + "go", b + "scalar"], [b + "cond_out"], name=b + "cond_out"),
+                         name=b + "next", axis=-1, keepdims=0, select_last_index=0),  # [B,1]; ties: the lowest id
+        _const(b + "no_id", [[-1]]),
+        helper.make_node("Where", [b + "done", b + "no_id", b + "token"], [b + "emitted"], name=b + "emitted"),
+        helper.make_node("Concat", [b + "ids", b + "emitted"], [b + "ids_out"], name=b + "ids_out", axis=1),
+        helper.make_node("Add", [b + "count", b + "live_i"], [b + "count_out"], name=b + "count_out"),
+        helper.make_node("Where", [b + "done", b + "token", b + "next"], [b + "token_out"], name=b + "token_out"),
+        *_stops(b, b + "next", per, eos),
+        helper.make_node("Or", [b + "done", b + "stops"], [b + "done_out"], name=b + "done_out"),
+        *_any_false(b, b + "done_out", b + "cond_out"),  # the loop ends when every row is done
     ]
+    column, flags, matrix = (_tensor_type(TensorProto.INT64, [None, 1]), _tensor_type(TensorProto.BOOL, [None, 1]),
+                             _tensor_type(TensorProto.INT64, [None, None]))
     body = helper.make_graph(
         [n for n in body_nodes if n is not None], "greedy_step",
         [helper.make_value_info(b + "iter", _tensor_type(TensorProto.INT64, [])),
          helper.make_value_info(b + "cond_in", _tensor_type(TensorProto.BOOL, [])),
-         helper.make_value_info(b + "token", _tensor_type(TensorProto.INT64, [1, 1])),
-         helper.make_value_info(b + "ids", _tensor_type(TensorProto.INT64, [1, None])),
+         helper.make_value_info(b + "token", column),
+         helper.make_value_info(b + "done", flags),
+         helper.make_value_info(b + "count", column),
+         helper.make_value_info(b + "mask", matrix),
+         helper.make_value_info(b + "ids", matrix),
          *[helper.make_value_info(n, _tensor_type(float_t, kv_shape)) for n in body_past]],
         [helper.make_value_info(b + "cond_out", _tensor_type(TensorProto.BOOL, [])),
-         helper.make_value_info(b + "next", _tensor_type(TensorProto.INT64, [1, 1])),
-         helper.make_value_info(b + "ids_out", _tensor_type(TensorProto.INT64, [1, None])),
+         helper.make_value_info(b + "token_out", column),
+         helper.make_value_info(b + "done_out", flags),
+         helper.make_value_info(b + "count_out", column),
+         helper.make_value_info(b + "mask_out", matrix),
+         helper.make_value_info(b + "ids_out", matrix),
          *[helper.make_value_info(n, _tensor_type(float_t, kv_shape)) for n in body_present]])
 
     # ------------------------------------------------------------------------------------------ main graph
     loop_past = [f"loop/{n}" for n in present]
-    then_g = helper.make_graph([_const("tail_per", [[per]])], "tail_stopped_on_per", [],
-                               [helper.make_value_info("tail_per", _tensor_type(TensorProto.INT64, [1, None]))])
-    else_g = helper.make_graph([_const("tail_marker", [tail_ids])], "tail_marker_then_per", [],
-                               [helper.make_value_info("tail_marker", _tensor_type(TensorProto.INT64, [1, None]))])
+    n_tail = len(tail_ids)
     nodes = [
         _const("scalar", np.zeros(0)),
         helper.make_node("Reshape", ["max_new_tokens", "scalar"], ["trip_count"], name="trip_count"),
         _const("zero", 0),
         helper.make_node("Greater", ["trip_count", "zero"], ["has_room"], name="has_room"),
-        _const("per", [[per]]),
-        _const("eos", [[eos]]),
-        helper.make_node("Equal", ["input_ids", "per"], ["first_is_per"], name="first_is_per"),
-        helper.make_node("Equal", ["input_ids", "eos"], ["first_is_eos"], name="first_is_eos"),
-        helper.make_node("Or", ["first_is_per", "first_is_eos"], ["first_stops"], name="first_stops"),
-        helper.make_node("Not", ["first_stops"], ["first_goes"], name="first_goes"),
-        helper.make_node("Reshape", ["first_goes", "scalar"], ["first_goes_scalar"], name="first_goes_scalar"),
-        helper.make_node("And", ["has_room", "first_goes_scalar"], ["cond0"], name="cond0"),
-        _const("no_ids", np.zeros((1, 0))),
-        helper.make_node("Loop", ["trip_count", "cond0", "input_ids", "no_ids", *past_in],
-                         ["last_token", "generated_ids", *loop_past], name="greedy_loop", body=body),
-        # stopped on <PER>: the loop ended before the cap and its last choice is <PER>
-        helper.make_node("Shape", ["generated_ids"], ["n_generated"], name="n_generated", start=1, end=2),
+        *_stops("first/", "input_ids", per, eos),  # a row whose first choice is a stop token generates nothing
+        *_any_false("first/", "first/stops", "first/any_live"),
+        helper.make_node("And", ["has_room", "first/any_live"], ["cond0"], name="cond0"),
+        _const("zero_1d", [0]),
+        helper.make_node("Shape", ["input_ids"], ["rows"], name="rows"),
+        helper.make_node("ConstantOfShape", ["rows"], ["count0"], name="count0",
+                         value=numpy_helper.from_array(np.zeros(1, np.int64))),
+        helper.make_node("Shape", ["input_ids"], ["batch"], name="batch", start=0, end=1),
+        helper.make_node("Concat", ["batch", "zero_1d"], ["no_ids_shape"], name="no_ids_shape", axis=0),
+        helper.make_node("ConstantOfShape", ["no_ids_shape"], ["no_ids"], name="no_ids",
+                         value=numpy_helper.from_array(np.zeros(1, np.int64))),
+        helper.make_node("Loop", ["trip_count", "cond0", "input_ids", "first/stops", "count0", "attention_mask",
+                                  "no_ids", *past_in],
+                         ["last_token", "loop/done", "loop/count", "loop/mask", "generated_ids", *loop_past],
+                         name="greedy_loop", body=body),
+        _const("flat", [-1]),
+        helper.make_node("Reshape", ["loop/count", "flat"], ["num_generated"], name="num_generated"),
+        # a row stopped on <PER> when it has fewer ids than the cap and its last choice (kept once done) is <PER>
+        helper.make_node("Less", ["loop/count", "max_new_tokens"], ["before_cap"], name="before_cap"),
+        helper.make_node("Equal", ["last_token", "first/per"], ["last_is_per"], name="last_is_per"),
+        helper.make_node("And", ["before_cap", "last_is_per"], ["stopped_on_per"], name="stopped_on_per"),
+        # row b's tail, right-padded (with EOS, masked) to the longest: [<PER>] or the marker's ids + <PER>
+        _const("tail/per_row", [[per] + [eos] * (n_tail - 1)]),
+        _const("tail/marker_row", [tail_ids]),
+        helper.make_node("Where", ["stopped_on_per", "tail/per_row", "tail/marker_row"], ["tail/padded"],
+                         name="tail/padded"),
+        _const("tail/one", [[1]]),
+        _const("tail/full", [[n_tail]]),
+        helper.make_node("Where", ["stopped_on_per", "tail/one", "tail/full"], ["tail/lens"], name="tail/lens"),
+        helper.make_node("ReduceMax", ["tail/lens"], ["tail/len"], name="tail/len", keepdims=0),
+        helper.make_node("Reshape", ["tail/len", "flat"], ["tail/len_1d"], name="tail/len_1d"),
         _const("one_d", [1]),
-        helper.make_node("Reshape", ["max_new_tokens", "one_d"], ["max_1d"], name="max_1d"),
-        helper.make_node("Less", ["n_generated", "max_1d"], ["before_cap"], name="before_cap"),
-        helper.make_node("Equal", ["last_token", "per"], ["last_is_per"], name="last_is_per"),
-        helper.make_node("Reshape", ["last_is_per", "one_d"], ["last_is_per_1d"], name="last_is_per_1d"),
-        helper.make_node("And", ["before_cap", "last_is_per_1d"], ["stopped_on_per_1d"], name="stopped_on_per_1d"),
-        helper.make_node("Reshape", ["stopped_on_per_1d", "scalar"], ["stopped_on_per"], name="stopped_on_per"),
-        helper.make_node("If", ["stopped_on_per"], ["tail_ids"], name="tail", then_branch=then_g, else_branch=else_g),
+        helper.make_node("Slice", ["tail/padded", "zero_1d", "tail/len_1d", "one_d"], ["tail_ids"], name="tail_ids"),
         *_inline(emb, "tail/embed/", {embed_in: "tail_ids"}, {embed_out: "tail/inputs_embeds"}, names["embed"]),
-        helper.make_node("Shape", [loop_past[0]], ["tail/past_len"], name="tail/past_len", start=2, end=3),
-        helper.make_node("Shape", ["tail_ids"], ["tail/len"], name="tail/len", start=1, end=2),
-        helper.make_node("Add", ["tail/past_len", "tail/len"], ["tail/total"], name="tail/total"),
-        helper.make_node("Concat", ["one_d", "tail/total"], ["tail/mask_shape"], name="tail/mask_shape", axis=0),
-        helper.make_node("ConstantOfShape", ["tail/mask_shape"], ["tail/attention_mask"], name="tail/attention_mask",
-                         value=numpy_helper.from_array(np.ones(1, np.int64))),
-        helper.make_node("Reshape", ["tail/past_len", "scalar"], ["tail/start"], name="tail/start"),
-        helper.make_node("Reshape", ["tail/total", "scalar"], ["tail/limit"], name="tail/limit"),
         _const("tail/step", 1),
-        helper.make_node("Range", ["tail/start", "tail/limit", "tail/step"], ["tail/positions"], name="tail/positions"),
+        helper.make_node("Range", ["zero", "tail/len", "tail/step"], ["tail/offsets"], name="tail/offsets"),
         _const("axis0", [0]),
-        helper.make_node("Unsqueeze", ["tail/positions", "axis0"], ["tail/position_ids"], name="tail/position_ids"),
+        helper.make_node("Unsqueeze", ["tail/offsets", "axis0"], ["tail/offsets_row"], name="tail/offsets_row"),
+        helper.make_node("Add", ["position_ids", "loop/count"], ["tail/start"], name="tail/start"),
+        helper.make_node("Add", ["tail/start", "tail/offsets_row"], ["tail/position_ids"], name="tail/position_ids"),
+        helper.make_node("Less", ["tail/offsets_row", "tail/lens"], ["tail/real"], name="tail/real"),
+        helper.make_node("Cast", ["tail/real"], ["tail/real_i"], name="tail/real_i", to=TensorProto.INT64),
+        helper.make_node("Concat", ["loop/mask", "tail/real_i"], ["tail/attention_mask"], name="tail/attention_mask",
+                         axis=1),
         *_inline(dec, "tail/dec/",
                  {"inputs_embeds": "tail/inputs_embeds", "attention_mask": "tail/attention_mask",
                   "position_ids": "tail/position_ids", **dict(zip(past_in, loop_past))},
                  {"last_hidden_state": "tail/last_hidden_state"}, names["decoder"]),
-        _const("last", -1),
-        helper.make_node("Gather", ["tail/last_hidden_state", "last"], ["per_hidden"], name="per_hidden", axis=1),
+        # row b's <PER> is the last of its own tail
+        helper.make_node("Sub", ["tail/lens", "tail/one"], ["tail/per_index"], name="tail/per_index"),
+        helper.make_node("GatherND", ["tail/last_hidden_state", "tail/per_index"], ["per_hidden"], name="per_hidden",
+                         batch_dims=1),
     ]
     hidden = next(o for o in dec.output if o.name == "last_hidden_state").type.tensor_type.shape.dim[2].dim_value
     graph = helper.make_graph(
         nodes, "mvp_lm_decoder_generate",
-        [helper.make_value_info("input_ids", _tensor_type(TensorProto.INT64, [1, 1])),
+        [helper.make_value_info("input_ids", _tensor_type(TensorProto.INT64, ["batch", 1])),
          helper.make_value_info("max_new_tokens", _tensor_type(TensorProto.INT64, [1])),
-         *[helper.make_value_info(n, _tensor_type(float_t, [1, num_heads, "past_length", head_dim]))
+         helper.make_value_info("attention_mask", _tensor_type(TensorProto.INT64, ["batch", "past_length"])),
+         helper.make_value_info("position_ids", _tensor_type(TensorProto.INT64, ["batch", 1])),
+         *[helper.make_value_info(n, _tensor_type(float_t, ["batch", num_heads, "past_length", head_dim]))
            for n in past_in]],
-        [helper.make_value_info("generated_ids", _tensor_type(TensorProto.INT64, [1, "generated"])),
-         helper.make_value_info("per_hidden", _tensor_type(float_t, [1, hidden]))],
+        [helper.make_value_info("generated_ids", _tensor_type(TensorProto.INT64, ["batch", "generated"])),
+         helper.make_value_info("num_generated", _tensor_type(TensorProto.INT64, ["batch"])),
+         helper.make_value_info("per_hidden", _tensor_type(float_t, ["batch", hidden]))],
         initializer=inits)
     model = helper.make_model(graph, opset_imports=list(decoder.opset_import), producer_name="mvp_lm.export",
-                              doc_string="greedy decoding to <PER>/EOS/cap in one run; model/BUNDLE.md")
+                              doc_string="batched greedy decoding to <PER>/EOS/cap in one run; model/BUNDLE.md")
     model.ir_version = decoder.ir_version
     return model
 

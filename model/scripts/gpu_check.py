@@ -141,7 +141,9 @@ def main(argv: list[str] | None = None) -> int:
         def in_graph(cap=cap):
             g.bytes = 0
             out = g.run("decoder_generate", {"input_ids": np.array([[first]], np.int64),
-                                             "max_new_tokens": np.array([cap], np.int64), **past})
+                                             "max_new_tokens": np.array([cap], np.int64),
+                                             "attention_mask": np.ones((1, plen), np.int64),
+                                             "position_ids": np.array([[plen]], np.int64), **past})
             return out["generated_ids"][0].tolist(), g.bytes, out["per_hidden"]
         ms_graph, (graph_ids, graph_bytes, per_hidden) = timed(in_graph)
         results["graph"] = (ms_graph, graph_ids, graph_bytes)
