@@ -1,7 +1,7 @@
 """Export an MVP-LM model bundle (model/BUNDLE.md): five ONNX graphs, tokenizer.json and manifest.json.
 
     python -m mvp_lm.export --preset tiny|full --variant paper|released-code [--checkpoint PATH] [--seed 0]
-                            [--fp16] --out DIR
+                            [--fp16] [--max-batch 8] --out DIR
     python -m mvp_lm.export --add-generation-graph --bundle DIR
 
 The fifth graph, decoder_generate.onnx (greedy decoding in one run, `mvp_lm/generation_graph.py`), is built from
@@ -11,6 +11,8 @@ graph existed, or one whose checkpoint is not at hand) without touching its othe
 Without --checkpoint the weights are random (torch.manual_seed(seed) before the model is built), which the manifest
 records, so `mvp_lm.reference --backend torch` can rebuild the same model. Graphs use opset 17 and built-in ONNX
 ops only (checked node by node); tensors go to one external-data file per graph when a graph exceeds 2 GB.
+Every graph is traced at batch 2, so that its batch axis stays symbolic, and the fp32 graphs are then run at batch
+--max-batch against each item alone (`check_batching`; the manifest's `batching.max_batch`).
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ import time
 import warnings
 from pathlib import Path
 
+import numpy as np
 import onnx
 import torch
 from torch import nn
@@ -225,14 +228,136 @@ def check_graph(path: Path) -> None:
         raise ValueError(f"{path.name}: opset {opsets} is not {OPSET}")
 
 
+def _session(path: Path):
+    import onnxruntime as ort
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
 def _check_loads(path: Path) -> None:
     """fp16 traces can hold ops that ONNX defines for float32 only (e.g. Range); ONNX Runtime's loader runs the full
     type check that onnx.checker skips, so a graph that would fail in the worker fails the export instead."""
-    import onnxruntime as ort
     try:
-        ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        _session(path)
     except Exception as e:  # onnxruntime raises its own exception types
         raise ValueError(f"{path}: exported graph does not load in ONNX Runtime: {e}") from e
+
+
+# ----------------------------------------------------------------------------------------------- batch check
+BATCH_TOL = 1e-4  # of each output's range
+
+
+def same_batched_and_alone(session, batch: dict, items: list[dict], what: str,
+                           outputs: list[str] | None = None) -> tuple[dict, list[dict]]:
+    """Runs `session` on `batch` (the items at once) and on each of `items` alone. Each item's `outputs` (default
+    all) must equal its row of the batch's, cut to the item's own shape (right padding is not compared): integers
+    exactly, floats within BATCH_TOL of the output's range. Returns both (name → array)."""
+    names = [o.name for o in session.get_outputs()]
+    together = dict(zip(names, session.run(None, batch)))
+    alone = [dict(zip(names, session.run(None, feeds))) for feeds in items]
+    for i, out in enumerate(alone):
+        for name in outputs or names:
+            want = out[name]
+            got = together[name][(slice(i, i + 1), *(slice(0, s) for s in want.shape[1:]))]
+            if got.shape != want.shape:
+                raise ValueError(f"{what}: {name} of item {i} in a batch of {len(items)} has shape {got.shape}, "
+                                 f"alone {want.shape}")
+            if want.dtype.kind != "f":
+                if not np.array_equal(got, want):
+                    raise ValueError(f"{what}: {name} of item {i} in a batch of {len(items)} differs from the item "
+                                     f"alone: {got.tolist()} vs {want.tolist()}")
+                continue
+            err = float(np.abs(got - want).max(initial=0)) / (float(np.abs(want).max(initial=0)) + 1e-6)
+            if err > BATCH_TOL:
+                raise ValueError(f"{what}: {name} of item {i} in a batch of {len(items)} differs from the item alone "
+                                 f"by {err:.2e} of its range (> {BATCH_TOL})")
+    return together, alone
+
+
+def _rows(feeds: dict, i: int) -> dict:
+    return {k: v[i:i + 1] for k, v in feeds.items()}
+
+
+def _batch_vision(session, dims: dict, n: int, rng) -> dict:
+    s = dims["image_size"]
+    batch = {"pixel_values": rng.standard_normal((n, 3, s, s)).astype(np.float32)}
+    return same_batched_and_alone(session, batch, [_rows(batch, i) for i in range(n)], "vision_encoder")[0]
+
+
+def _batch_embed(session, dims: dict, n: int, rng) -> None:
+    batch = {"input_ids": rng.integers(0, dims["vocab_size"], (n, 5), dtype=np.int64)}
+    same_batched_and_alone(session, batch, [_rows(batch, i) for i in range(n)], "embed_tokens")
+
+
+def _batch_decoder(session, dims: dict, lens: list[int], rng) -> tuple[dict, list[dict]]:
+    """A prefill of prompts of lengths `lens` (right-padded, attention mask 0), then one step on its cache, whose
+    padding slots only that step can see. Returns decoder_generate's feeds of the cache after the prompts: (the
+    batch's, each item's)."""
+    n, t, h = len(lens), max(lens), dims["hidden_size"]
+    past = {f"past_key_values.{i}.{k}": np.zeros((n, dims["num_heads"], 0, dims["head_dim"]), np.float32)
+            for i in range(dims["num_layers"]) for k in ("key", "value")}
+    mask = (np.arange(t)[None] < np.asarray(lens)[:, None]).astype(np.int64)
+    prefill = {"inputs_embeds": rng.standard_normal((n, t, h)).astype(np.float32), "attention_mask": mask,
+               "position_ids": np.broadcast_to(np.arange(t), (n, t)).copy(), **past}
+    items = [{**{k: v[i:i + 1, :lens[i]] for k, v in prefill.items() if not k.startswith("past_")},
+              **_rows(past, i)} for i in range(n)]
+    together, alone = same_batched_and_alone(session, prefill, items, "decoder_model_merged prefill")
+
+    def cache(out: dict) -> dict:
+        return {f"past_key_values.{k[len('present.'):]}": v for k, v in out.items() if k.startswith("present.")}
+
+    positions = np.asarray(lens, np.int64)[:, None]
+    step = {"inputs_embeds": rng.standard_normal((n, 1, h)).astype(np.float32),
+            "attention_mask": np.concatenate([mask, np.ones((n, 1), np.int64)], 1), "position_ids": positions,
+            **cache(together)}
+    step_items = [{"inputs_embeds": step["inputs_embeds"][i:i + 1], "attention_mask": np.ones((1, lens[i] + 1),
+                   np.int64), "position_ids": positions[i:i + 1], **cache(alone[i])} for i in range(n)]
+    same_batched_and_alone(session, step, step_items, "decoder_model_merged step on a padded cache",
+                           ["logits", "last_hidden_state", "mean_hidden_states"])
+    return ({"attention_mask": mask, "position_ids": positions, **cache(together)},
+            [{"attention_mask": np.ones((1, lens[i]), np.int64), "position_ids": positions[i:i + 1],
+              **cache(alone[i])} for i in range(n)])
+
+
+def _batch_generate(session, dims: dict, caches: tuple[dict, list[dict]], rng) -> None:
+    batch, items = caches
+    n = len(items)
+    first = rng.integers(0, dims["vocab_size"], (n, 1), dtype=np.int64)
+    cap = np.array([6], np.int64)
+    together, _ = same_batched_and_alone(
+        session, {**batch, "input_ids": first, "max_new_tokens": cap},
+        [{**item, "input_ids": first[i:i + 1], "max_new_tokens": cap} for i, item in enumerate(items)],
+        generation_graph.GRAPH)
+    for i, (ids, count) in enumerate(zip(together["generated_ids"], together["num_generated"])):
+        if (ids[:count] < 0).any() or (ids[count:] != -1).any():
+            raise ValueError(f"{generation_graph.GRAPH}: row {i} of a batch of {n} is not {count} ids then -1: {ids}")
+
+
+def _batch_perception(session, vision: dict, dims: dict, n: int, rng) -> None:
+    """A batch of the perception decoder is tasks of one kind (`is_sentence` is one value) with one phrase count."""
+    wanted = {i.name for i in session.get_inputs()}
+    for is_sentence, phrases in ((False, 3), (True, 1)):
+        batch = {**{k: v for k, v in vision.items() if k in wanted}, "is_sentence": np.array([is_sentence]),
+                 "text_embeds": rng.standard_normal((n, phrases, dims["hidden_size"])).astype(np.float32)}
+        if "per_hidden" in wanted:
+            batch["per_hidden"] = rng.standard_normal((n, dims["hidden_size"])).astype(np.float32)
+        rows = {k: v for k, v in batch.items() if k != "is_sentence"}
+        items = [{**_rows(rows, i), "is_sentence": batch["is_sentence"]} for i in range(n)]
+        same_batched_and_alone(session, batch, items, f"perception_decoder (is_sentence={is_sentence})")
+
+
+def check_batching(folder: Path, graphs: dict[str, str], dims: dict, max_batch: int, seed: int = 0) -> None:
+    """Every fp32 graph on `max_batch` random items at once gives each item's outputs alone (`same_batched_and_alone`);
+    the language graphs' items have different prompt lengths, right-padded. Raises ValueError otherwise."""
+    rng = np.random.default_rng(seed)
+    sessions = {g: _session(folder / path) for g, path in graphs.items()}
+    vision = _batch_vision(sessions["vision_encoder"], dims, max_batch, rng)
+    _batch_embed(sessions["embed_tokens"], dims, max_batch, rng)
+    caches = _batch_decoder(sessions["decoder_model_merged"], dims, [2 + 3 * i for i in range(max_batch)], rng)
+    if generation_graph.GRAPH in sessions:
+        _batch_generate(sessions[generation_graph.GRAPH], dims, caches, rng)
+    _batch_perception(sessions["perception_decoder"], vision, dims, max_batch, rng)
 
 
 def _all_nodes(graph: onnx.GraphProto):
@@ -263,7 +388,7 @@ def dims_of(cfg: MVPLMConfig) -> dict:
 
 
 def build_manifest(cfg: MVPLMConfig, preset: str, tok, files: dict[str, dict], precisions: dict, weights: dict,
-                   name: str, version: str) -> dict:
+                   name: str, version: str, max_batch: int) -> dict:
     spec = default_spec(tok, cfg.variant, cfg.num_image_tokens)
     pre = cfg.preprocess
     return {
@@ -284,6 +409,7 @@ def build_manifest(cfg: MVPLMConfig, preset: str, tok, files: dict[str, dict], p
         "generation": {**GENERATION[preset], "strategy": "greedy"},
         "onnx": {"opset": OPSET, "domains": [""]},
         "precisions": precisions,
+        "batching": {"max_batch": max_batch},
         "weights": weights,
         "files": files,
     }
@@ -291,9 +417,12 @@ def build_manifest(cfg: MVPLMConfig, preset: str, tok, files: dict[str, dict], p
 
 def export_bundle(preset: str, variant: str, out: str | Path, *, checkpoint: str | Path | None = None,
                   seed: int = 0, fp16: bool = False, name: str | None = None, version: str = "0.1.0",
-                  pre: pretrained.Pretrained | None = None, log=print) -> dict:
+                  pre: pretrained.Pretrained | None = None, max_batch: int = 8, log=print) -> dict:
     """Write the bundle into `out` (created; existing bundle files are replaced) and return its manifest. `pre`:
-    start from pretrained parts (the rest random from `seed`; not with `checkpoint`)."""
+    start from pretrained parts (the rest random from `seed`; not with `checkpoint`). `max_batch`: the batch the
+    fp32 graphs are checked at (`check_batching`; 1 skips it), recorded as `batching.max_batch`."""
+    if max_batch < 1:
+        raise ValueError(f"max_batch {max_batch} must be at least 1")
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; expected one of {sorted(PRESETS)}")
     if checkpoint is not None and pre is not None:
@@ -321,7 +450,7 @@ def export_bundle(preset: str, variant: str, out: str | Path, *, checkpoint: str
     log(f"[export] model: {preset}/{variant}, {'checkpoint ' + str(checkpoint) if checkpoint else f'random seed {seed}'}"
         + (" with pretrained parts" if pre is not None else ""))
     model = build_model(cfg, seed, checkpoint, pre, added, log)
-    batch = 2 if preset == "tiny" else 1  # batch 2 keeps the batch axis symbolic; the full preset saves memory
+    batch = 2  # traced at batch 2: at batch 1 the tracer may bake the batch axis into the graphs
     precisions = {"fp32": {"dtype": "float32", "graphs": {}}}
     stops = generation_graph.stop_tokens(default_spec(tok, cfg.variant, cfg.num_image_tokens), tok)
     written: list[Path] = [out / "tokenizer.json"]
@@ -353,6 +482,10 @@ def export_bundle(preset: str, variant: str, out: str | Path, *, checkpoint: str
             f"{sum(f.stat().st_size for f in files) / 2**20:.1f} MiB in {time.time() - t0:.1f}s")
     del model
     gc.collect()
+    if max_batch > 1:
+        t0 = time.time()
+        check_batching(out, precisions["fp32"]["graphs"], dims_of(cfg), max_batch)
+        log(f"[export] fp32 graphs at batch {max_batch} = each item alone ({time.time() - t0:.1f}s)")
     log("[export] hashing files ...")
     entries = {str(p.relative_to(out)): file_entry(p) for p in written}
     if checkpoint:
@@ -364,7 +497,7 @@ def export_bundle(preset: str, variant: str, out: str | Path, *, checkpoint: str
     else:
         weights = {"source": "random", "seed": seed}
     manifest = build_manifest(cfg, preset, tok, entries, precisions, weights,
-                              name or f"mvp-lm-{preset}-{variant}", version)
+                              name or f"mvp-lm-{preset}-{variant}", version, max_batch)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     log(f"[export] done: {out} in {time.time() - started:.1f}s")
     return manifest
@@ -379,6 +512,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fp16", action="store_true", help="also write fp16/*.onnx")
     ap.add_argument("--name", help="manifest name (default mvp-lm-<preset>-<variant>)")
     ap.add_argument("--version", default="0.1.0", help="manifest version of these weights")
+    ap.add_argument("--max-batch", type=int, default=8,
+                    help="check the fp32 graphs at this batch against each item alone (1: skip); the manifest "
+                         "records it as batching.max_batch")
     pretrained.add_arguments(ap)
     ap.add_argument("--out")
     ap.add_argument("--add-generation-graph", action="store_true",
@@ -394,7 +530,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--preset and --out are required (or --add-generation-graph --bundle DIR)")
     export_bundle(args.preset, args.variant, args.out, checkpoint=args.checkpoint, seed=args.seed, fp16=args.fp16,
                   name=args.name, version=args.version,
-                  pre=pretrained.Pretrained.of(args.init_llm, args.init_vision, args.strict),
+                  pre=pretrained.Pretrained.of(args.init_llm, args.init_vision, args.strict), max_batch=args.max_batch,
                   log=lambda msg: print(msg, flush=True))
     return 0
 

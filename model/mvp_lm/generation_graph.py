@@ -345,8 +345,9 @@ def _validate(manifest: dict) -> None:
 
 def add_to_bundle(bundle: str | Path, log=print) -> dict:
     """Adds decoder_generate.onnx to every precision of an existing bundle (checked against its manifest first) and
-    rewrites manifest.json (`precisions.*.graphs.decoder_generate`, `files`); returns the new manifest."""
-    from .export import _check_loads, check_graph, file_entry
+    rewrites manifest.json (`precisions.*.graphs.decoder_generate`, `files`); returns the new manifest. A manifest
+    that records `batching.max_batch` has its fp32 graphs checked at that batch again."""
+    from .export import _check_loads, check_batching, check_graph, file_entry
     from .reference import verify_files
     from .prompt import PromptSpec
     from .tokenizer import load_tokenizer
@@ -371,6 +372,10 @@ def add_to_bundle(bundle: str | Path, log=print) -> dict:
         for f in files:
             manifest["files"][str(f.relative_to(bundle))] = file_entry(f)
         log(f"[export] {precision} {graphs[GRAPH]}: {sum(f.stat().st_size for f in files) / 2**20:.1f} MiB")
+    max_batch = manifest.get("batching", {}).get("max_batch", 1)
+    if max_batch > 1:
+        check_batching(bundle, manifest["precisions"]["fp32"]["graphs"], manifest["dims"], max_batch)
+        log(f"[export] fp32 graphs at batch {max_batch} = each item alone")
     _validate(manifest)
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return manifest

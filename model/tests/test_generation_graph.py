@@ -115,6 +115,7 @@ def test_manifest_lists_the_graph_built_from_default_ops_with_weights_once(bundl
     assert set(m["precisions"]["fp32"]["graphs"]) == {*GRAPHS, gg.GRAPH}
     assert m["precisions"]["fp32"]["graphs"][gg.GRAPH] == gg.FILE
     assert file_entry(bundle / gg.FILE) == m["files"][gg.FILE]
+    assert m["batching"] == {"max_batch": 8}  # the export checked every graph at batch 8
     proto = onnx.load(str(bundle / gg.FILE))
     nodes = list(_all_nodes(proto.graph))
     assert {n.domain for n in nodes} <= {"", "ai.onnx"} and not proto.functions

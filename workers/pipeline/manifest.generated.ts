@@ -113,6 +113,15 @@ export interface Manifest {
     fp32: Precision;
     fp16?: Precision;
   };
+  /**
+   * Optional (bundles exported before it existed have none): the export ran every fp32 graph on max_batch random items at once and on each alone and found the same outputs (language graphs on prompts of different lengths, right-padded with attention mask 0), so a worker may batch up to max_batch items per run (BUNDLE.md, Batching).
+   */
+  batching?: {
+    /**
+     * the largest batch the export tested (1: not tested beyond one item)
+     */
+    max_batch: number;
+  };
   weights:
     | {
         source: 'random';
@@ -153,7 +162,7 @@ export interface Precision {
     decoder_model_merged: RelativePath;
     perception_decoder: RelativePath;
     /**
-     * Optional (bundles exported before it existed have none): greedy decoding to <PER>, EOS or the token cap in one run, an ONNX Loop over the decoder with the KV cache as loop-carried state (BUNDLE.md).
+     * Optional (bundles exported before it existed have none): greedy decoding of a batch (each row to its <PER>, EOS or the token cap) in one run, an ONNX Loop over the decoder with the KV cache as loop-carried state (BUNDLE.md).
      */
     decoder_generate?: string;
   };
