@@ -107,12 +107,12 @@ async function secondTask(dir: string, image: Buffer, runs: number): Promise<voi
         };
         try {
           let a = await timed(() => engine.preprocess(job, image), 'first preprocess');
-          a += await timed(() => engine.vision(job), 'first vision');
-          a += await timed(() => engine.language(job, 0, first, true), 'first language');
-          a += await timed(() => engine.perception(job, 0, first), 'first perception');
+          a += await timed(() => engine.vision([job]), 'first vision');
+          a += await timed(() => engine.language([{ jobId: job, taskIndex: 0, task: first, caption: true }]), 'first language');
+          a += await timed(() => engine.perception([{ jobId: job, taskIndex: 0, task: first }]), 'first perception');
           a += await timed(() => engine.postprocess(job, 0, first), 'first postprocess');
-          let b = await timed(() => engine.language(job, 1, second, true), 'second language');
-          b += await timed(() => engine.perception(job, 1, second), 'second perception');
+          let b = await timed(() => engine.language([{ jobId: job, taskIndex: 1, task: second, caption: true }]), 'second language');
+          b += await timed(() => engine.perception([{ jobId: job, taskIndex: 1, task: second }]), 'second perception');
           b += await timed(() => engine.postprocess(job, 1, second), 'second postprocess');
           firsts.push(a);
           seconds.push(b);

@@ -83,9 +83,9 @@ describe('the precision a worker serves', () => {
       try {
         expect(engine.info().precision).toBe(precision);
         await engine.preprocess('job', image);
-        await engine.vision('job');
-        await engine.language('job', 0, task, false);
-        await engine.perception('job', 0, task);
+        await engine.vision(['job']);
+        await engine.language([{ jobId: 'job', taskIndex: 0, task, caption: false }]);
+        await engine.perception([{ jobId: 'job', taskIndex: 0, task }]);
         raw.push(engine.rawOutputs('job', 0)!);
       } finally {
         await engine.close();

@@ -12,7 +12,7 @@ import { Task } from '../../contracts/task.js';
 import { loadBundle } from '../../workers/pipeline/bundle.js';
 import {
   greedyResponse,
-  prefillImage,
+  prefillImages,
   prefillPrompt,
   type DecodeState,
   type ImagePrefix,
@@ -93,7 +93,7 @@ for (const variant of ['paper', 'released-code'] as const) {
         writeFileSync(path.join(work, `${c.id}.png`), png);
         const pre = toPixelValues(await decodeImage(png), bundle.manifest.preprocess);
         const vision = await models.sessions.vision_encoder.run({ pixel_values: new ort.Tensor('float32', pre.pixelValues, [1, 3, size, size]) });
-        const image = await prefillImage(stepLoop, vision.image_embeds!.data as Float32Array);
+        const image = (await prefillImages(stepLoop, vision.image_embeds!))[0]!;
         const tasks: DecodeState[] = [];
         for (const raw of c.tasks) {
           const task = Task.parse(raw);

@@ -76,14 +76,14 @@ for (const { variant, bundle: bundleName, precision, rawTol, tol } of CONFIGS) {
           const sizes = await engine.preprocess(job, images.get(c.id)!);
           expect([sizes.original.height, sizes.original.width]).toEqual(expected.trace.geometry.orig_hw);
           expect([sizes.valid.height, sizes.valid.width]).toEqual(expected.trace.geometry.valid_hw);
-          await engine.vision(job);
+          await engine.vision([job]);
           for (const [ti, raw] of c.tasks.entries()) {
             const task = Task.parse(raw);
             const trace = expected.trace.tasks[ti]!;
-            const lang = await engine.language(job, ti, task, c.caption);
-            expect(lang.generatedIds, `task ${ti} generated ids`).toEqual(trace.generated_ids ?? []);
-            expect(lang.caption, `task ${ti} caption`).toBe(trace.caption);
-            await engine.perception(job, ti, task);
+            const [lang] = await engine.language([{ jobId: job, taskIndex: ti, task, caption: c.caption }]);
+            expect(lang!.generatedIds, `task ${ti} generated ids`).toEqual(trace.generated_ids ?? []);
+            expect(lang!.caption, `task ${ti} caption`).toBe(trace.caption);
+            await engine.perception([{ jobId: job, taskIndex: ti, task }]);
             const rawOut = engine.rawOutputs(job, ti)!;
             const flat = (v: unknown) => (v as number[]).flat(Infinity as 1) as number[];
             expect(maxRelDiff(rawOut.logits, flat(trace.raw.pred_logits.values)), `task ${ti} pred_logits`).toBeLessThan(rawTol);
@@ -124,7 +124,9 @@ for (const { variant, bundle: bundleName, precision, rawTol, tol } of CONFIGS) {
         expect(pipeline.info().generation).toBe('decoder_generate');
         expect(pipeline.info().precision).toBe(precision);
         result.tasks.forEach((t, i) => expect(compareTask(t, expected.tasks[i]!, tol), `task ${i}`).toEqual([]));
-        expect(Object.keys(result.timings_ms)).toEqual(stages);
+        // one entry per stage, then the batch each batched stage ran the job in: alone without BATCH_MAX
+        expect(Object.keys(result.timings_ms)).toEqual([...stages, 'vision_batch', 'language_batch', 'perception_batch']);
+        expect([result.timings_ms.vision_batch, result.timings_ms.language_batch, result.timings_ms.perception_batch]).toEqual([1, 1, 1]);
       } finally {
         await pipeline.close();
       }

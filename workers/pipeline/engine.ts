@@ -5,14 +5,16 @@ import * as ort from 'onnxruntime-node';
 import type { TaskResult } from '../../contracts/result.js';
 import type { Task } from '../../contracts/task.js';
 import { loadBundle, type Bundle } from './bundle.js';
-import { generateInGraph, prefillImage, runLanguage, type ImagePrefix, type LanguageContext, type LanguageOutput } from './generate.js';
+import { generateInGraph, prefillImages, runLanguage, type ImagePrefix, type LanguageContext, type LanguageOutput } from './generate.js';
+import { runLanguageBatch } from './language-batch.js';
 import { runPerception, VISION_FOR_PERCEPTION, type VisionOutputs } from './perceive.js';
 import { postprocessTask } from './postprocess/index.js';
 import { geometryFor, type Size } from './postprocess/geometry.js';
 import type { RawOutputs } from './postprocess/types.js';
 import { decodeImage, toPixelValues, type Preprocessed } from './preprocess.js';
-import { floats, type PrecisionChoice, type PrecisionName } from './precision.js';
+import type { PrecisionChoice, PrecisionName } from './precision.js';
 import { createSessions, type ModelSessions, type Provider } from './sessions.js';
+import { splitRows, stack } from './tensors.js';
 import { loadTokenizer } from './tokenizer.js';
 import type { PipelineInfo, PipelineLogger } from './types.js';
 
@@ -38,6 +40,32 @@ export interface EngineInfo extends PipelineInfo {
   warmupMs: number;
   /** How captions are decoded: in one run of decoder_generate.onnx, or one decoder run per token. */
   generation: 'decoder_generate' | 'step-loop';
+  /** The largest batch the bundle was tested with (manifest `batching.max_batch`; 1 without it). */
+  maxBatch: number;
+}
+
+/** One task of one job in a stage call. */
+export interface LanguageItem {
+  jobId: string;
+  taskIndex: number;
+  task: Task;
+  caption: boolean;
+}
+export type PerceptionItem = Omit<LanguageItem, 'caption'>;
+
+/** What the host learns from a task's language stage (the tensors stay in the thread). */
+export interface LanguageSummary {
+  generatedIds: number[];
+  caption: string | null;
+  /** Phrases the perception decoder gets: with the words' background phrase; its batch group (perceive.ts). */
+  numPhrases: number;
+}
+
+/** `fn` on each item in turn (the draft of a job's second task is its first task's caption). */
+async function sequential<I, O>(items: I[], fn: (item: I, index: number) => Promise<O>): Promise<O[]> {
+  const out: O[] = [];
+  for (const [i, item] of items.entries()) out.push(await fn(item, i));
+  return out;
 }
 
 interface JobState {
@@ -79,6 +107,7 @@ export class PipelineEngine {
       ...(this.models.fallbackReason ? { fallbackReason: this.models.fallbackReason } : {}),
       warmupMs: this.warmupMs,
       generation: this.models.sessions.decoder_generate ? 'decoder_generate' : 'step-loop',
+      maxBatch: m.batching?.max_batch ?? 1,
     };
   }
 
@@ -91,13 +120,13 @@ export class PipelineEngine {
     const task: Task = { type: 'sentence', sentence: 'the object', mode: 'single', outputs: ['boxes', 'masks'] };
     try {
       this.state(id).pre = toPixelValues({ rgb, size }, this.bundle.manifest.preprocess);
-      await this.vision(id);
-      await this.language(id, 0, task, false);
+      await this.vision([id]);
+      await this.language([{ jobId: id, taskIndex: 0, task, caption: false }]);
       // the caption-off task above needs no generation: one iteration of the generation graph initialises it (from
       // a token that is no stop token, so that the loop body runs)
       const { tokens } = this.bundle.manifest;
-      if (this.models.sessions.decoder_generate) await generateInGraph(this.lang, this.state(id).prefix!.past, tokens.image, 1);
-      await this.perception(id, 0, task);
+      if (this.models.sessions.decoder_generate) await generateInGraph(this.lang, this.state(id).prefix!.past, [tokens.image], 1);
+      await this.perception([{ jobId: id, taskIndex: 0, task }]);
       this.postprocess(id, 0, task);
     } finally {
       this.release(id);
@@ -126,31 +155,54 @@ export class PipelineEngine {
     return { original: pre.original, valid: pre.valid };
   }
 
-  /** vision_encoder.onnx, then the shared prefix + image prefill of the LLM. */
-  async vision(jobId: string): Promise<void> {
-    const s = this.state(jobId);
-    const pre = this.need(s.pre, 'the preprocessed image', jobId);
+  /** vision_encoder.onnx on the jobs' images in one run, then the shared prefix + image prefill of the LLM (one run). */
+  async vision(jobIds: string[]): Promise<void> {
+    const states = jobIds.map((id) => this.state(id));
     const size = this.bundle.manifest.preprocess.image_size;
-    const out = await this.models.sessions.vision_encoder.run({ pixel_values: new ort.Tensor('float32', pre.pixelValues, [1, 3, size, size]) });
-    s.vision = Object.fromEntries(VISION_FOR_PERCEPTION.map((k) => [k, out[k] as ort.Tensor])) as VisionOutputs;
-    s.prefix = await prefillImage(this.lang, floats(out.image_embeds!));
+    const pixels = states.map((s, i) => new ort.Tensor('float32', this.need(s.pre, 'the preprocessed image', jobIds[i]!).pixelValues, [1, 3, size, size]));
+    const out = await this.models.sessions.vision_encoder.run({ pixel_values: stack(pixels) });
+    const rows = VISION_FOR_PERCEPTION.map((k) => [k, splitRows(out[k]!)] as const);
+    const prefixes = await prefillImages(this.lang, out.image_embeds!);
+    states.forEach((s, i) => {
+      s.vision = Object.fromEntries(rows.map(([k, ts]) => [k, ts[i]!])) as VisionOutputs;
+      s.prefix = prefixes[i]!;
+    });
   }
 
-  async language(jobId: string, taskIndex: number, task: Task, caption: boolean): Promise<{ generatedIds: number[]; caption: string | null }> {
-    const s = this.state(jobId);
-    const prefix = this.need(s.prefix, 'the image prefill', jobId);
-    const text = task.type === 'words' ? { type: 'words' as const, phrases: task.phrases.map((p) => p.text) } : task;
-    const out = await runLanguage(this.lang, prefix, text, caption, `/tasks/${taskIndex}`, s.captionDraft);
-    if (out.generatedIds.length > 0) s.captionDraft = out.generatedIds;
-    s.language.set(taskIndex, out);
-    return { generatedIds: out.generatedIds, caption: out.caption };
+  /**
+   * The language stage of tasks of any jobs: alone, with the job's previous caption as a speculative draft
+   * (generate.ts); several, in one batch (language-batch.ts) when the bundle's generation graph takes batches.
+   */
+  async language(items: LanguageItem[]): Promise<LanguageSummary[]> {
+    const requests = items.map((it) => {
+      const s = this.state(it.jobId);
+      const task = it.task.type === 'words' ? { type: 'words' as const, phrases: it.task.phrases.map((p) => p.text) } : it.task;
+      return { image: this.need(s.prefix, 'the image prefill', it.jobId), task, caption: it.caption, pointer: `/tasks/${it.taskIndex}` };
+    });
+    const outs = items.length > 1 && this.lang.sessions.decoder_generate
+      ? await runLanguageBatch(this.lang, requests)
+      : await sequential(requests, (r, i) => runLanguage(this.lang, r.image, r.task, r.caption, r.pointer, this.state(items[i]!.jobId).captionDraft));
+    return items.map((it, i) => {
+      const s = this.state(it.jobId);
+      const out = outs[i]!;
+      if (out.generatedIds.length > 0) s.captionDraft = out.generatedIds;
+      s.language.set(it.taskIndex, out);
+      return { generatedIds: out.generatedIds, caption: out.caption, numPhrases: out.numPhrases };
+    });
   }
 
-  async perception(jobId: string, taskIndex: number, task: Task): Promise<void> {
-    const s = this.state(jobId);
-    const vision = this.need(s.vision, 'the vision outputs', jobId);
-    const text = this.need(s.language.get(taskIndex), `the language outputs of task ${taskIndex}`, jobId);
-    s.raw.set(taskIndex, await runPerception(this.models.sessions.perception_decoder, this.bundle.manifest, vision, text, task.type === 'sentence'));
+  /** perception_decoder.onnx on tasks of one kind and phrase count (perceptionGroup), any jobs, in one run. */
+  async perception(items: PerceptionItem[]): Promise<void> {
+    const requests = items.map((it) => {
+      const s = this.state(it.jobId);
+      return {
+        vision: this.need(s.vision, 'the vision outputs', it.jobId),
+        text: this.need(s.language.get(it.taskIndex), `the language outputs of task ${it.taskIndex}`, it.jobId),
+        isSentence: it.task.type === 'sentence',
+      };
+    });
+    const raws = await runPerception(this.models.sessions.perception_decoder, this.bundle.manifest, requests);
+    items.forEach((it, i) => this.state(it.jobId).raw.set(it.taskIndex, raws[i]!));
   }
 
   postprocess(jobId: string, taskIndex: number, task: Task): TaskResult {

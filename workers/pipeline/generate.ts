@@ -22,6 +22,7 @@ import {
 } from './prompt.js';
 import { floats } from './precision.js';
 import type { Sessions } from './sessions.js';
+import { concatFloats, int64Grid, splitRows } from './tensors.js';
 import type { TextTokenizer } from './tokenizer.js';
 
 type Past = Record<string, ort.Tensor>;
@@ -56,15 +57,15 @@ export interface StepOutput {
   lastHidden: ort.Tensor;
 }
 
-function int64(values: number[], dims: number[]): ort.Tensor {
+export function int64(values: number[], dims: number[]): ort.Tensor {
   return new ort.Tensor('int64', BigInt64Array.from(values, (v) => BigInt(v)), dims);
 }
 
-export function emptyPast(m: Manifest): Past {
+export function emptyPast(m: Manifest, batch = 1): Past {
   const { num_layers: layers, num_heads: heads, head_dim: d } = m.dims;
   const past: Past = {};
   for (let i = 0; i < layers; i++) {
-    for (const kind of ['key', 'value']) past[`past_key_values.${i}.${kind}`] = new ort.Tensor('float32', new Float32Array(0), [1, heads, 0, d]);
+    for (const kind of ['key', 'value']) past[`past_key_values.${i}.${kind}`] = new ort.Tensor('float32', new Float32Array(0), [batch, heads, 0, d]);
   }
   return past;
 }
@@ -74,18 +75,21 @@ export async function embed(ctx: LanguageContext, ids: number[]): Promise<Float3
   return floats(out.inputs_embeds!);
 }
 
-/** One decoder run over `embeds` ([T,H] flattened) continuing after `pastLength` positions. */
-export async function step(ctx: LanguageContext, embeds: Float32Array, past: Past, pastLength: number): Promise<StepOutput> {
-  const h = ctx.manifest.dims.hidden_size;
-  const t = embeds.length / h;
-  const total = pastLength + t;
-  const feeds: Record<string, ort.Tensor> = {
-    inputs_embeds: new ort.Tensor('float32', embeds, [1, t, h]),
-    attention_mask: int64(new Array<number>(total).fill(1), [1, total]),
-    position_ids: int64(Array.from({ length: t }, (_, i) => pastLength + i), [1, t]),
+/** The decoder's feeds besides the cache: embeddings [B,T,H], attention mask [B,past+T], position ids [B,T]. */
+export interface DecoderInputs {
+  inputsEmbeds: ort.Tensor;
+  attentionMask: ort.Tensor;
+  positionIds: ort.Tensor;
+}
+
+/** One decoder_model_merged.onnx run; its present.* come back as the next run's past. */
+export async function runDecoder(ctx: LanguageContext, inputs: DecoderInputs, past: Past): Promise<StepOutput> {
+  const out = await ctx.sessions.decoder_model_merged.run({
+    inputs_embeds: inputs.inputsEmbeds,
+    attention_mask: inputs.attentionMask,
+    position_ids: inputs.positionIds,
     ...past,
-  };
-  const out = await ctx.sessions.decoder_model_merged.run(feeds);
+  });
   const next: Past = {};
   for (const [name, value] of Object.entries(out)) {
     if (name.startsWith('present.')) next[`past_key_values.${name.slice('present.'.length)}`] = value;
@@ -94,17 +98,18 @@ export async function step(ctx: LanguageContext, embeds: Float32Array, past: Pas
   return { logits: out.logits!, past: next, hidden: out[pooled]!, lastHidden: out.last_hidden_state! };
 }
 
-function concat(parts: Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+/** One decoder run over `embeds` ([T,H] flattened) continuing after `pastLength` positions. */
+export async function step(ctx: LanguageContext, embeds: Float32Array, past: Past, pastLength: number): Promise<StepOutput> {
+  const h = ctx.manifest.dims.hidden_size;
+  const t = embeds.length / h;
+  return runDecoder(ctx, {
+    inputsEmbeds: new ort.Tensor('float32', embeds, [1, t, h]),
+    attentionMask: int64(new Array<number>(pastLength + t).fill(1), [1, pastLength + t]),
+    positionIds: int64(Array.from({ length: t }, (_, i) => pastLength + i), [1, t]),
+  }, past);
 }
 
-function row(t: ort.Tensor, index: number): Float32Array {
+export function row(t: ort.Tensor, index: number): Float32Array {
   const width = t.dims[t.dims.length - 1]!;
   return floats(t, index * width, (index + 1) * width).slice();
 }
@@ -132,17 +137,37 @@ function truncatePast(past: Past, keep: number): Past {
   return out;
 }
 
-/** Runs the request-independent prefix and the image tokens once per image. */
-export async function prefillImage(ctx: LanguageContext, imageEmbeds: Float32Array): Promise<ImagePrefix> {
+/**
+ * Runs the request-independent prefix and the image tokens once per image: `imageEmbeds` [B,n,H] (vision_encoder's
+ * image_embeds for B images) in one decoder run; one cache per image.
+ */
+export async function prefillImages(ctx: LanguageContext, imageEmbeds: ort.Tensor): Promise<ImagePrefix[]> {
+  const h = ctx.manifest.dims.hidden_size;
+  const b = imageEmbeds.dims[0]!;
   const prefixIds = ctx.tokenizer.encode(ctx.manifest.templates.prefix);
-  const embeds = concat([prefixIds.length ? await embed(ctx, prefixIds) : new Float32Array(0), imageEmbeds]);
-  const out = await step(ctx, embeds, emptyPast(ctx.manifest), 0);
-  return { past: out.past, length: embeds.length / ctx.manifest.dims.hidden_size };
+  const prefix = prefixIds.length ? await embed(ctx, prefixIds) : new Float32Array(0);
+  const image = floats(imageEmbeds);
+  const perImage = image.length / b;
+  const length = (prefix.length + perImage) / h;
+  const embeds = new Float32Array(b * length * h);
+  for (let r = 0; r < b; r++) {
+    embeds.set(prefix, r * length * h);
+    embeds.set(image.subarray(r * perImage, (r + 1) * perImage), r * length * h + prefix.length);
+  }
+  const out = await runDecoder(ctx, {
+    inputsEmbeds: new ort.Tensor('float32', embeds, [b, length, h]),
+    attentionMask: int64Grid(b, length, () => 1),
+    positionIds: int64Grid(b, length, (_, c) => c),
+  }, emptyPast(ctx.manifest, b));
+  const rows = Object.entries(out.past).map(([name, t]) => [name, splitRows(t)] as const);
+  return Array.from({ length: b }, (_, r) => ({ past: Object.fromEntries(rows.map(([name, ts]) => [name, ts[r]!])), length }));
 }
 
-/** Mean of `hidden` rows over each span (spans in sequence positions, hidden starting at `offset`). */
-function pool(hidden: ort.Tensor, spans: [number, number][], offset: number, h: number): Float32Array {
-  const data = floats(hidden);
+/** Mean of `hidden` rows over each span (spans in sequence positions, hidden starting at `offset`); `row`: the
+ *  sequence of a batch [B,T,H]. */
+export function pool(hidden: ort.Tensor, spans: [number, number][], offset: number, h: number, row = 0): Float32Array {
+  const t = hidden.dims[1]!;
+  const data = floats(hidden, row * t * h, (row + 1) * t * h);
   const out = new Float32Array(spans.length * h);
   const acc = new Float64Array(h);
   spans.forEach(([start, end], p) => {
@@ -157,7 +182,7 @@ function pool(hidden: ort.Tensor, spans: [number, number][], offset: number, h: 
   return out;
 }
 
-interface PromptResult {
+export interface PromptResult {
   embeds: Float32Array;
   perHidden: Float32Array | null;
   generatedIds: number[];
@@ -184,16 +209,38 @@ export interface Response {
   perHidden: Float32Array;
 }
 
+/** Where each row of a (right-padded) batch cache continues: the mask of its real positions and its next position. */
+export interface CacheRows {
+  attentionMask: ort.Tensor;
+  positions: number[];
+}
+
 /**
- * decoder_generate.onnx from a cache: greedy decoding from `next` (the choice after the cache's last position) until
- * <PER>, EOS or `maxNewTokens`, then the tail (<PER>, or the response marker and <PER>) — all in one run.
+ * decoder_generate.onnx from a cache of B rows: greedy decoding of each row from `next[r]` (the choice after its
+ * last position) until <PER>, EOS or `maxNewTokens`, then its tail (<PER>, or the response marker and <PER>), all in
+ * one run. `rows` says where padded rows continue; without it the cache has no padding.
  */
-export async function generateInGraph(ctx: LanguageContext, past: Past, next: number, maxNewTokens: number): Promise<Response> {
+export async function generateInGraph(ctx: LanguageContext, past: Past, next: number[], maxNewTokens: number, rows?: CacheRows): Promise<Response[]> {
   const session = ctx.sessions.decoder_generate;
   if (!session) throw new Error('generateInGraph: the bundle has no decoder_generate graph');
-  const out = await session.run({ input_ids: int64([next], [1, 1]), max_new_tokens: int64([maxNewTokens], [1]), ...past });
-  const ids = Array.from(out.generated_ids!.data as BigInt64Array, Number);
-  return { generatedIds: ids, perHidden: floats(out.per_hidden!).slice() };
+  const length = past[Object.keys(past)[0]!]!.dims[2]!;
+  const { attentionMask, positions } = rows ?? { attentionMask: int64Grid(next.length, length, () => 1), positions: next.map(() => length) };
+  const out = await session.run({
+    input_ids: int64(next, [next.length, 1]),
+    max_new_tokens: int64([maxNewTokens], [1]),
+    attention_mask: attentionMask,
+    position_ids: int64(positions, [positions.length, 1]),
+    ...past,
+  });
+  const ids = out.generated_ids!;
+  const width = ids.dims[1]!;
+  const counts = Array.from(out.num_generated!.data as BigInt64Array, Number);
+  const h = ctx.manifest.dims.hidden_size;
+  const perHidden = floats(out.per_hidden!);
+  return counts.map((n, r) => ({
+    generatedIds: Array.from((ids.data as BigInt64Array).subarray(r * width, r * width + n), Number),
+    perHidden: perHidden.slice(r * h, (r + 1) * h),
+  }));
 }
 
 /**
@@ -225,8 +272,8 @@ export async function greedyResponse(ctx: LanguageContext, state: DecodeState, d
     length += k;
   }
   if (ctx.sessions.decoder_generate) {
-    const rest = await generateInGraph(ctx, out.past, next, max - generatedIds.length);
-    return { generatedIds: [...generatedIds, ...rest.generatedIds], perHidden: rest.perHidden };
+    const [rest] = await generateInGraph(ctx, out.past, [next], max - generatedIds.length);
+    return { generatedIds: [...generatedIds, ...rest!.generatedIds], perHidden: rest!.perHidden };
   }
   while (generatedIds.length < max) {
     if (next === m.tokens.per) tail = [next];
@@ -260,29 +307,42 @@ async function runPrompt(
   return { embeds, perHidden: row(out.lastHidden, tail.length - 1), generatedIds: [], caption: null };
 }
 
-/** Language outputs for one task: pooled text embeddings, <PER> state and caption (first chunk only). */
-export async function runLanguage(
-  ctx: LanguageContext,
-  image: ImagePrefix,
-  task: { type: 'words'; phrases: string[] } | { type: 'sentence'; sentence: string },
-  caption: boolean,
-  pointer: string,
-  /** Caption ids generated for an earlier task on the same image: a draft for speculative decoding. */
-  draft: number[] = [],
-): Promise<LanguageOutput> {
-  const prompts = task.type === 'words' ? wordPrompts(ctx, task.phrases, `${pointer}/phrases`) : [sentencePrompt(ctx, task.sentence, `${pointer}/sentence`)];
-  const paper = ctx.manifest.variant === 'paper';
-  const parts: PromptResult[] = [];
-  for (const [i, prompt] of prompts.entries()) {
-    const respond = !paper || i > 0 ? 'none' : caption ? 'caption' : 'no-caption';
-    parts.push(await runPrompt(ctx, image, prompt, respond, draft));
-  }
+export type TextTask = { type: 'words'; phrases: string[] } | { type: 'sentence'; sentence: string };
+
+/** A task's prompts: one per chunk of phrases for words, one for a sentence. */
+export function taskPrompts(ctx: LanguageContext, task: TextTask, pointer: string): Prompt[] {
+  return task.type === 'words' ? wordPrompts(ctx, task.phrases, `${pointer}/phrases`) : [sentencePrompt(ctx, task.sentence, `${pointer}/sentence`)];
+}
+
+/** What follows a task's prompt `index`: only the first prompt of the paper variant answers (BUNDLE.md). */
+export function responseOf(ctx: LanguageContext, index: number, caption: boolean): 'caption' | 'no-caption' | 'none' {
+  return ctx.manifest.variant !== 'paper' || index > 0 ? 'none' : caption ? 'caption' : 'no-caption';
+}
+
+/** A task's language outputs from its prompts' results (the first prompt's response is the task's). */
+export function languageOutput(ctx: LanguageContext, prompts: Prompt[], parts: PromptResult[]): LanguageOutput {
   const first = parts[0]!;
   return {
-    textEmbeds: concat(parts.map((p) => p.embeds)),
+    textEmbeds: concatFloats(parts.map((p) => p.embeds)),
     numPhrases: prompts.reduce((n, p) => n + p.spans.length, 0),
     perHidden: first.perHidden,
     generatedIds: first.generatedIds,
     caption: first.caption,
   };
+}
+
+/** Language outputs for one task: pooled text embeddings, <PER> state and caption (first chunk only). */
+export async function runLanguage(
+  ctx: LanguageContext,
+  image: ImagePrefix,
+  task: TextTask,
+  caption: boolean,
+  pointer: string,
+  /** Caption ids generated for an earlier task on the same image: a draft for speculative decoding. */
+  draft: number[] = [],
+): Promise<LanguageOutput> {
+  const prompts = taskPrompts(ctx, task, pointer);
+  const parts: PromptResult[] = [];
+  for (const [i, prompt] of prompts.entries()) parts.push(await runPrompt(ctx, image, prompt, responseOf(ctx, i, caption), draft));
+  return languageOutput(ctx, prompts, parts);
 }

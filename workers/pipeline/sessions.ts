@@ -51,12 +51,20 @@ function options(provider: Provider, cfg: SessionConfig): ort.InferenceSession.S
 
 async function createAll(bundle: Bundle, provider: Provider, precision: PrecisionName, cfg: SessionConfig): Promise<Sessions> {
   const created: Partial<Sessions> = {};
-  const open = async (file: string) => feedingDeclaredTypes(await ort.InferenceSession.create(file, options(provider, cfg)));
+  const load = (file: string) => ort.InferenceSession.create(file, options(provider, cfg));
   try {
-    for (const g of GRAPHS) created[g] = await open(bundle.graph(g, precision));
+    for (const g of GRAPHS) created[g] = feedingDeclaredTypes(await load(bundle.graph(g, precision)));
     for (const g of OPTIONAL_GRAPHS) {
       const file = bundle.optionalGraph(g, precision);
-      if (file && cfg.generationGraph !== false) created[g] = await open(file);
+      if (!file || cfg.generationGraph === false) continue;
+      const session = await load(file);
+      if (session.inputNames.includes('attention_mask')) {
+        created[g] = feedingDeclaredTypes(session);
+        continue;
+      }
+      // the batch-1 form of the graph, exported before it took batches: the step loop decodes instead
+      await session.release();
+      cfg.logger?.warn({ graph: file }, `${g}.onnx takes no attention_mask (exported before batched decoding); captions use the step loop. Rebuild it with python -m mvp_lm.export --add-generation-graph --bundle DIR`);
     }
   } catch (err) {
     await Promise.all(Object.values(created).map((s) => s.release()));

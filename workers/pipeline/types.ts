@@ -29,6 +29,8 @@ export interface PipelineInfo {
   /** The graphs the pipeline runs (the ONNX pipeline says; a test pipeline need not). */
   precision?: 'fp32' | 'fp16';
   model: PerceptionResult['model'];
+  /** Jobs whose stages the pipeline batches together (dynamic batching); the worker runs at least this many at once. */
+  batchMax?: number;
 }
 
 export interface PerceptionPipeline {
