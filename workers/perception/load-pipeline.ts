@@ -6,6 +6,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { z } from 'zod';
 import type { Logger } from '../../lib/log.js';
+import type { OnnxPipelineOptions } from '../pipeline/pipeline.js';
 import type { PerceptionPipeline } from '../pipeline/types.js';
 
 const Env = z.object({
@@ -16,11 +17,15 @@ const Env = z.object({
   /** auto: the bundle's fp16 graphs on CUDA when it has them, fp32 on CPU (workers/pipeline/precision.ts). */
   ORT_PRECISION: z.enum(['auto', 'fp32', 'fp16']).default('auto'),
   PIPELINE_MODULE: z.string().optional(),
+  /** Dynamic batching (workers/pipeline/batcher.ts): the most images or tasks one graph run takes from concurrent
+   *  jobs (1 = none; capped by the bundle's tested `batching.max_batch`), and how long a batch waits to fill. */
+  BATCH_MAX: z.coerce.number().int().min(1).max(64).default(1),
+  BATCH_WAIT_MS: z.coerce.number().int().min(0).max(10_000).default(5),
 });
 
 export async function loadPipeline(
   env: Record<string, string | undefined>,
-  opts: { log: Logger; maxPixels: number },
+  opts: { log: Logger; maxPixels: number; onBatch?: OnnxPipelineOptions['onBatch'] },
 ): Promise<PerceptionPipeline> {
   const parsed = Env.safeParse(env);
   if (!parsed.success) throw new Error(`invalid pipeline settings: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
@@ -42,5 +47,7 @@ export async function loadPipeline(
     precision: e.ORT_PRECISION,
     maxPixels: opts.maxPixels,
     logger: opts.log,
+    batch: { max: e.BATCH_MAX, waitMs: e.BATCH_WAIT_MS },
+    onBatch: opts.onBatch,
   });
 }

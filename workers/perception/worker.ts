@@ -48,10 +48,12 @@ export async function startPerceptionWorker(opts: PerceptionWorkerOptions): Prom
     overlays,
     retry: settings,
   });
+  // a pipeline that batches needs that many jobs running at once to fill its batches
+  const concurrency = Math.max(settings.workerConcurrency, opts.pipeline.info().batchMax ?? 1);
   const worker = new Worker<unknown, JobOutcome>(PERCEPTION_QUEUE, processor, {
     connection: redis,
     prefix: settings.prefix,
-    concurrency: settings.workerConcurrency,
+    concurrency,
     lockDuration: settings.lockMs,
     stalledInterval: settings.stalledIntervalMs,
     maxStalledCount: settings.maxStalled,
@@ -78,7 +80,7 @@ export async function startPerceptionWorker(opts: PerceptionWorkerOptions): Prom
     settings.heartbeatMs,
     () => worker.isRunning() && !worker.isPaused(),
   );
-  log.info({ worker_id: id, provider: info.provider, precision: info.precision, model: info.model, concurrency: settings.workerConcurrency }, 'perception worker consuming');
+  log.info({ worker_id: id, provider: info.provider, precision: info.precision, model: info.model, concurrency, batch_max: info.batchMax ?? 1 }, 'perception worker consuming');
   return {
     id,
     worker,
