@@ -205,3 +205,20 @@ def tiny(variant: Variant = "paper", vocab_size: int = 4096) -> MVPLMConfig:
         decoder=DecoderConfig(num_layers=2, num_heads=4, num_points=4, ffn_dim=256, num_queries=20,
                               num_stuff_queries=10),
     )
+
+
+def mid(variant: Variant = "paper", vocab_size: int = 4096) -> MVPLMConfig:
+    """Between tiny and full (~40 M parameters, 256² input, a 6-layer 512-wide Phi): big enough on a CPU that the graphs,
+    not the worker's JavaScript, take the time of a job; the batching benchmark's mid-size model (random weights)."""
+    return MVPLMConfig(
+        variant=variant,
+        image_size=256,
+        d_model=128,
+        swin=SwinConfig(embed_dim=64, depths=(2, 2, 4, 2), num_heads=(2, 4, 8, 16), window_size=8),
+        connector=ConnectorConfig(block_channels=512, stride=1),
+        phi=PhiConfig(vocab_size=vocab_size, hidden_size=512, intermediate_size=2048, num_hidden_layers=6,
+                      num_attention_heads=8, max_position_embeddings=2048),
+        pixel_decoder=PixelDecoderConfig(num_layers=2, num_heads=4, num_points=4, ffn_dim=512),
+        decoder=DecoderConfig(num_layers=3, num_heads=4, num_points=4, ffn_dim=512, num_queries=50,
+                              num_stuff_queries=10),
+    )

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from . import generation_graph, pretrained
-from .config import MVPLMConfig, full, tiny
+from .config import MVPLMConfig, full, mid, tiny
 from .model import MVPLM
 from .postprocess import constants_from_config
 from .prompt import default_spec
@@ -50,9 +50,10 @@ TOKENIZER_MAX_VOCAB = 4096
 # shorter than the median caption of every style (20-30 tokens).
 GENERATION = {
     "tiny": {"max_new_tokens": 64, "vocab_chunk_size": 16},
+    "mid": {"max_new_tokens": 64, "vocab_chunk_size": 64},
     "full": {"max_new_tokens": 64, "vocab_chunk_size": 300},
 }
-PRESETS = {"tiny": tiny, "full": full}
+PRESETS = {"tiny": tiny, "mid": mid, "full": full}
 
 
 def build_model(cfg: MVPLMConfig, seed: int = 0, checkpoint: str | Path | None = None,

@@ -21,7 +21,7 @@ export interface Manifest {
   name: string;
   version: string;
   variant: 'paper' | 'released-code';
-  preset: 'tiny' | 'full';
+  preset: 'tiny' | 'mid' | 'full';
   /**
    * MVPLMConfig.to_dict() of mvp_lm/config.py (the PyTorch side rebuilds the model from it).
    */
