@@ -51,6 +51,10 @@ export const PerceptionResult = z.strictObject({
   image: z.strictObject({ width: z.number().int().positive(), height: z.number().int().positive() }),
   caption: z.string().nullable(),
   tasks: z.array(TaskResult),
-  timings_ms: z.record(z.string(), z.number().nonnegative()),
+  timings_ms: z
+    .record(z.string(), z.number().nonnegative())
+    .describe(
+      'Milliseconds per stage (preprocess, vision, language, perception, postprocess; a stage\'s time includes waiting for its batch), and for the batched stages the largest batch this job\'s work ran in (vision_batch, language_batch, perception_batch; 1 = alone).',
+    ),
 });
 export type PerceptionResult = z.infer<typeof PerceptionResult>;
