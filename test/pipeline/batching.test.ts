@@ -13,7 +13,8 @@ import { compareTask } from './compare.js';
 import { syntheticPng } from './images.js';
 import { CASES, caseSeed } from './parity-cases.js';
 
-const BATCH = { max: 8, waitMs: 250 };
+// a generous wait, so that the first vision batch fills to 8 however slowly a loaded machine preprocesses
+const BATCH = { max: 8, waitMs: 1000 };
 const hooks: PipelineHooks = { onStage: () => undefined, shouldStop: () => false };
 
 /** Every parity case twice, caption on and off: 10 jobs, 28 tasks. */
@@ -63,7 +64,8 @@ describe.each(['paper', 'released-code'] as const)('dynamic batching, %s', (vari
     expect(batches.vision!.map((b) => b.size).sort()).toEqual([2, 8]);
     expect(Math.max(...batches.language!.map((b) => b.size))).toBe(BATCH.max);
     expect(Math.max(...batches.perception!.map((b) => b.size))).toBeGreaterThan(1);
-    expect(results[0]!.timings_ms.vision_batch).toBe(8);
+    // each job says the batch it ran in
+    expect(results.map((r) => r.timings_ms.vision_batch).sort()).toEqual([2, 2, 8, 8, 8, 8, 8, 8, 8, 8]);
     expect(results[0]!.timings_ms.language_batch).toBeGreaterThan(1);
     expect(await batched.activeJobs()).toBe(0);
   }, 300_000);
