@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { Task } from '../../contracts/task.js';
 import { geometryFor, MaskResizer } from '../../workers/pipeline/postprocess/geometry.js';
 import { postprocessTask } from '../../workers/pipeline/postprocess/index.js';
+import { PostprocessPool } from '../../workers/pipeline/postprocess-pool.js';
 import type { PostprocessConstants, RawOutputs } from '../../workers/pipeline/postprocess/types.js';
 import type { TaskResult } from '../../contracts/result.js';
 import { compareTask } from './compare.js';
@@ -92,6 +93,27 @@ for c in json.load(sys.stdin):
 print(json.dumps(res))`, payload);
   return JSON.parse(out) as TaskResult[];
 }
+
+describe('post-processing threads (postprocess-pool.ts)', () => {
+  it('give what post-processing on the calling thread gives, for calls in flight at once, and pass errors back', async () => {
+    const pool = PostprocessPool.start(2);
+    try {
+      const input = (c: (typeof CASES)[number]) => ({
+        raw: c.raw,
+        geometry: geometryFor({ height: c.original[0], width: c.original[1] }, c.imageSize),
+        constants: c.constants,
+        numQueries: c.numK,
+      });
+      const results = await Promise.all(CASES.map((c) => pool.run(Task.parse(c.task), 0, input(c))));
+      CASES.forEach((c, i) => expect(results[i]).toEqual(postprocessTask(Task.parse(c.task), 0, c.raw, input(c).geometry, c.constants, c.numK)));
+      const words = CASES.find((c) => (c.task as { type: string }).type === 'words')!;
+      const wrong = { ...words.raw, numPhrases: words.raw.numPhrases + 1 };
+      await expect(pool.run(Task.parse(words.task), 3, { ...input(words), raw: wrong })).rejects.toThrow(/task 3: pred_logits has \d+ phrase columns/);
+    } finally {
+      await pool.close();
+    }
+  });
+});
 
 describe('post-processing parity on synthetic decoder outputs', () => {
   it('matches model/mvp_lm/postprocess.py in every mode', () => {

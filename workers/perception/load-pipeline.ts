@@ -21,6 +21,8 @@ const Env = z.object({
    *  jobs (1 = none; capped by the bundle's tested `batching.max_batch`), and how long a batch waits to fill. */
   BATCH_MAX: z.coerce.number().int().min(1).max(64).default(1),
   BATCH_WAIT_MS: z.coerce.number().int().min(0).max(10_000).default(5),
+  /** Threads that post-process (per-pixel work at the original size) beside the thread of the ORT sessions. */
+  POSTPROCESS_THREADS: z.coerce.number().int().min(1).max(64).default(1),
 });
 
 export async function loadPipeline(
@@ -48,6 +50,7 @@ export async function loadPipeline(
     maxPixels: opts.maxPixels,
     logger: opts.log,
     batch: { max: e.BATCH_MAX, waitMs: e.BATCH_WAIT_MS },
+    postprocessThreads: e.POSTPROCESS_THREADS,
     onBatch: opts.onBatch,
   });
 }

@@ -8,9 +8,9 @@ import { loadBundle, type Bundle } from './bundle.js';
 import { generateInGraph, prefillImages, runLanguage, type ImagePrefix, type LanguageContext, type LanguageOutput } from './generate.js';
 import { runLanguageBatch } from './language-batch.js';
 import { runPerception, VISION_FOR_PERCEPTION, type VisionOutputs } from './perceive.js';
-import { postprocessTask } from './postprocess/index.js';
+import { postprocessFrom } from './postprocess/index.js';
 import { geometryFor, type Size } from './postprocess/geometry.js';
-import type { RawOutputs } from './postprocess/types.js';
+import type { PostprocessInput, RawOutputs } from './postprocess/types.js';
 import { decodeImage, toPixelValues, type Preprocessed } from './preprocess.js';
 import type { PrecisionChoice, PrecisionName } from './precision.js';
 import { createSessions, type ModelSessions, type Provider } from './sessions.js';
@@ -127,7 +127,6 @@ export class PipelineEngine {
       const { tokens } = this.bundle.manifest;
       if (this.models.sessions.decoder_generate) await generateInGraph(this.lang, this.state(id).prefix!.past, [tokens.image], 1);
       await this.perception([{ jobId: id, taskIndex: 0, task }]);
-      this.postprocess(id, 0, task);
     } finally {
       this.release(id);
     }
@@ -205,12 +204,18 @@ export class PipelineEngine {
     items.forEach((it, i) => this.state(it.jobId).raw.set(it.taskIndex, raws[i]!));
   }
 
-  postprocess(jobId: string, taskIndex: number, task: Task): TaskResult {
+  /** What post-processing task `taskIndex` reads: sent to a post-processing thread (postprocess-pool.ts). */
+  postprocessInput(jobId: string, taskIndex: number): PostprocessInput {
     const s = this.state(jobId);
     const pre = this.need(s.pre, 'the preprocessed image', jobId);
     const raw = this.need(s.raw.get(taskIndex), `the perception outputs of task ${taskIndex}`, jobId);
     const m = this.bundle.manifest;
-    return postprocessTask(task, taskIndex, raw, geometryFor(pre.original, m.preprocess.image_size), m.postprocess, m.dims.num_queries);
+    return { raw, geometry: geometryFor(pre.original, m.preprocess.image_size), constants: m.postprocess, numQueries: m.dims.num_queries };
+  }
+
+  /** Post-processing on this thread (warm-up, tests, benchmarks); the pipeline runs it on its post-processing threads. */
+  postprocess(jobId: string, taskIndex: number, task: Task): TaskResult {
+    return postprocessFrom(task, taskIndex, this.postprocessInput(jobId, taskIndex));
   }
 
   /** Raw perception-decoder outputs of a task (parity tests compare them with the reference). */

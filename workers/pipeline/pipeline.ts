@@ -1,5 +1,6 @@
 // createOnnxPipeline: the PerceptionPipeline (types.ts) on an ONNX model bundle. The ORT sessions live in a
-// worker thread (thread.ts); this side orders the stages, checks for cancellation between them, reports stages
+// worker thread (thread.ts), post-processing runs on threads of its own (postprocess-pool.ts), so that the
+// sessions run other jobs' graphs meanwhile; this side orders the stages, checks for cancellation between them, reports stages
 // and timings, and makes the thread drop a job's tensors when the job ends, however it ends. With dynamic batching
 // (`batch`), the vision, language and perception stages of concurrent runs go through one Batcher each
 // (batcher.ts), so that jobs that arrive together run their stages together.
@@ -9,6 +10,7 @@ import type { Task } from '../../contracts/task.js';
 import { Batcher, type BatchRecord } from './batcher.js';
 import type { EngineConfig, EngineInfo, LanguageItem, LanguageSummary, PerceptionItem } from './engine.js';
 import { perceptionGroup } from './perception-group.js';
+import { PostprocessPool } from './postprocess-pool.js';
 import { EngineThread } from './thread-host.js';
 import {
   PipelineCanceled,
@@ -26,9 +28,11 @@ export interface BatchSettings {
   waitMs: number;
 }
 
-/** The engine's configuration (bundle dir, provider, limits), dynamic batching, and who hears of each batch. */
+/** The engine's configuration (bundle dir, provider, limits), dynamic batching, post-processing threads
+ *  (default 1), and who hears of each batch. */
 export type OnnxPipelineOptions = EngineConfig & {
   batch?: BatchSettings;
+  postprocessThreads?: number;
   onBatch?: (stage: BatchedStage, batch: BatchRecord) => void;
 };
 
@@ -39,8 +43,12 @@ export interface OnnxPerceptionPipeline extends PerceptionPipeline {
 }
 
 export async function createOnnxPipeline(opts: OnnxPipelineOptions): Promise<OnnxPerceptionPipeline> {
-  const { logger, batch, onBatch, ...cfg } = opts;
-  const thread = await EngineThread.start(cfg, logger);
+  const { logger, batch, onBatch, postprocessThreads, ...cfg } = opts;
+  const post = PostprocessPool.start(postprocessThreads ?? 1);
+  const thread = await EngineThread.start(cfg, logger).catch(async (err: unknown) => {
+    await post.close();
+    throw err;
+  });
   const tested = thread.info.maxBatch;
   const max = Math.min(batch?.max ?? 1, tested);
   if ((batch?.max ?? 1) > tested) logger?.warn({ requested: batch?.max, tested }, `BATCH_MAX lowered to ${tested}, the largest batch the bundle was tested with (manifest batching.max_batch)`);
@@ -96,7 +104,7 @@ export async function createOnnxPipeline(opts: OnnxPipelineOptions): Promise<Onn
       await stage('postprocess', async () => {
         for (const [i, task] of tasks.entries()) {
           if (i > 0) await checkStop();
-          results.push(await thread.call('postprocess', key, i, task));
+          results.push(await post.run(task, i, await thread.call('postprocessInput', key, i)));
         }
       });
       const info = thread.info;
@@ -122,7 +130,9 @@ export async function createOnnxPipeline(opts: OnnxPipelineOptions): Promise<Onn
     info: () => ({ provider: thread.info.provider, precision: thread.info.precision, model: thread.info.model, fallbackReason: thread.info.fallbackReason, warmupMs: thread.info.warmupMs, generation: thread.info.generation, batchMax: max }),
     run,
     activeJobs: () => thread.call('activeJobs'),
-    close: () => thread.close(),
+    close: async () => {
+      await Promise.all([thread.close(), post.close()]);
+    },
   };
 }
 

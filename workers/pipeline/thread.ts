@@ -6,7 +6,7 @@ import { PipelineEngine, type EngineConfig, type EngineInfo } from './engine.js'
 import type { PipelineLogger } from './types.js';
 
 /** The engine methods the host calls. */
-export type EngineApi = Pick<PipelineEngine, 'preprocess' | 'vision' | 'language' | 'perception' | 'postprocess' | 'rawOutputs' | 'release' | 'activeJobs'>;
+export type EngineApi = Pick<PipelineEngine, 'preprocess' | 'vision' | 'language' | 'perception' | 'postprocessInput' | 'rawOutputs' | 'release' | 'activeJobs'>;
 /** Messages outside the calls: start-up and log lines. */
 export type ThreadEvent =
   | { type: 'ready'; info: EngineInfo }
@@ -29,8 +29,8 @@ async function main(): Promise<void> {
     port.postMessage({ type: 'fatal', error: serializeError(err) } satisfies ThreadEvent);
     return;
   }
-  // rawOutputs shares its buffers with the job state, so it is copied; everything else is moved
-  serve<EngineApi>(engine, { copy: ['rawOutputs'], close: () => engine.close() });
+  // rawOutputs and postprocessInput share their buffers with the job state, so they are copied; the rest is moved
+  serve<EngineApi>(engine, { copy: ['rawOutputs', 'postprocessInput'], close: () => engine.close() });
   port.postMessage({ type: 'ready', info: engine.info() } satisfies ThreadEvent);
 }
 

@@ -6,7 +6,7 @@ import { MaskResizer, type Geometry } from './geometry.js';
 import { panoptic } from './panoptic.js';
 import { semantic } from './semantic.js';
 import { sentenceMulti, sentenceSingle } from './sentence.js';
-import type { PostprocessConstants, RawOutputs } from './types.js';
+import type { PostprocessConstants, PostprocessInput, RawOutputs } from './types.js';
 import { wordsTopK } from './words.js';
 
 export function postprocessTask(
@@ -37,4 +37,9 @@ export function postprocessTask(
   if (task.mode === 'single') return { ...base, detections: sentenceSingle(raw, task, resizer, constants, numK) };
   const { detections, noTarget } = sentenceMulti(raw, task, resizer, constants, numK);
   return { ...base, detections, no_target: noTarget };
+}
+
+/** postprocessTask on what a post-processing thread is sent. */
+export function postprocessFrom(task: Task, taskIndex: number, p: PostprocessInput): TaskResult {
+  return postprocessTask(task, taskIndex, p.raw, p.geometry, p.constants, p.numQueries);
 }

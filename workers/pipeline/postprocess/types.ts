@@ -1,5 +1,6 @@
 // Inputs and constants of post-processing (one image, one task).
 import type { Detection } from '../../../contracts/result.js';
+import type { Geometry } from './geometry.js';
 
 /** Raw perception_decoder outputs of one image (batch index removed). */
 export interface RawOutputs {
@@ -12,6 +13,15 @@ export interface RawOutputs {
   numQueries: number;
   numPhrases: number;
   maskSize: number;
+}
+
+/** Everything post-processing of one task reads besides the task: what a post-processing thread is sent. */
+export interface PostprocessInput {
+  raw: RawOutputs;
+  geometry: Geometry;
+  constants: PostprocessConstants;
+  /** The query count K of sentence and instance tasks (manifest dims.num_queries). */
+  numQueries: number;
 }
 
 /** The manifest `postprocess` section. */
