@@ -1,6 +1,7 @@
 """python -m mvp_lm.demo [--work .data/demo] [--until STEP]: reproduce the shipped demo model end to end.
 
-Steps (each skipped when its outputs exist, so an interrupted run continues where it stopped):
+Steps (data, train and eval are skipped when their outputs exist, so an interrupted run continues where it stopped;
+export and calibration, under a minute, always run):
   data    synthetic train set (seed 1) and held-out set (seed 2, split "val"); SFT files from the converters
   train   stage 1, stage 2, then stage 2 continued on every train sentence, of the tiny config, paper variant
           (mvp_lm.train; resumes from the last checkpoint)
@@ -20,7 +21,7 @@ from pathlib import Path
 from ..calibrate import calibrate
 from ..eval.evaluate import evaluate
 from ..eval.referring import box_iou
-from ..export import export_bundle, file_entry
+from ..export import export_bundle
 from ..reference import load_image
 from .ci_slice import write_slice
 from .data import make_sft, make_synth
@@ -42,27 +43,15 @@ TARGETS = (("PQ", ("panoptic", "PQ"), 60), ("mIoU", ("semantic", "mIoU"), 70),
            ("caption stuff F1", ("caption", "content_F1_stuff"), 90))
 
 
-def export(weights: Path, out: Path) -> dict:
-    manifest_path = out / "manifest.json"
-    if manifest_path.exists():
-        manifest = json.loads(manifest_path.read_text())
-        if manifest["weights"].get("checkpoint_sha256") == file_entry(weights)["sha256"]:
-            step(f"export: {out} already holds these weights, skipped")
-            return manifest
+def export_calibrated(weights: Path, out: Path, train_set: Path) -> dict:
+    """mvp_lm.export of the weights into `out`, then mvp_lm.calibrate on the train split. Always both (under a minute
+    together): a bundle already holding these weights may come from an older export (without the batched
+    generation graph or `batching.max_batch`), and an export resets the calibrated constants."""
     step(f"export: {weights} -> {out}")
-    return export_bundle("tiny", "paper", out, checkpoint=weights, seed=0, name=NAME, version=VERSION,
-                         log=lambda m: print(m, flush=True))
-
-
-def calibrated(manifest: dict, out: Path, train_set: Path) -> dict:
-    """mvp_lm.calibrate on the train split, unless calibration.json already belongs to these weights."""
-    record = out / "calibration.json"
-    done = json.loads(record.read_text()) if record.exists() else {}
-    if done.get("checkpoint_sha256") == manifest["weights"]["checkpoint_sha256"] and "cIoU" in done:
-        step(f"calibration: {record} matches these weights, skipped")
-    else:
-        step(f"calibrate: {out} on the train split {train_set}")
-        calibrate(out, train_set, "train", log=lambda m: print(m, flush=True))
+    export_bundle("tiny", "paper", out, checkpoint=weights, seed=0, name=NAME, version=VERSION,
+                  log=lambda m: print(m, flush=True))
+    step(f"calibrate: {out} on the train split {train_set}")
+    calibrate(out, train_set, "train", log=lambda m: print(m, flush=True))
     return json.loads((out / "manifest.json").read_text())
 
 
@@ -172,12 +161,13 @@ def main(argv: list[str] | None = None) -> int:
     if a.until == "train":
         return 0
     weights = export_weights(runs[-1], work / "final")
-    manifest = calibrated(export(weights, out), out, train_set)
+    manifest = export_calibrated(weights, out, train_set)
     if a.until == "export":
         return 0
     gt = ground_truth(val_set)
-    no_target = manifest["postprocess"]["no_target_threshold"]
-    pred_path = work / f"pred-val-{manifest['weights']['checkpoint_sha256'][:12]}-nt{no_target:.4f}.json"
+    post = manifest["postprocess"]
+    pred_path = work / (f"pred-val-{manifest['weights']['checkpoint_sha256'][:12]}-nt{post['no_target_threshold']:.4f}"
+                        f"-gs{post['generalised_sentence_threshold']:.4f}.json")
     if pred_path.exists():
         step(f"predictions {pred_path} exist, skipped")
         preds = json.loads(pred_path.read_text())
