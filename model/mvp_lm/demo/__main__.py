@@ -21,7 +21,7 @@ from pathlib import Path
 from ..calibrate import calibrate
 from ..eval.evaluate import evaluate
 from ..eval.referring import box_iou
-from ..export import export_bundle
+from ..export import export_bundle, file_entry
 from ..reference import load_image
 from .ci_slice import write_slice
 from .data import make_sft, make_synth
@@ -165,9 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     if a.until == "export":
         return 0
     gt = ground_truth(val_set)
-    post = manifest["postprocess"]
-    pred_path = work / (f"pred-val-{manifest['weights']['checkpoint_sha256'][:12]}-nt{post['no_target_threshold']:.4f}"
-                        f"-gs{post['generalised_sentence_threshold']:.4f}.json")
+    # The manifest names every graph's SHA-256 and every calibrated constant: its hash identifies the bundle.
+    pred_path = work / f"pred-val-{file_entry(out / 'manifest.json')['sha256'][:12]}.json"
     if pred_path.exists():
         step(f"predictions {pred_path} exist, skipped")
         preds = json.loads(pred_path.read_text())
