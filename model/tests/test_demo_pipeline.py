@@ -1,8 +1,13 @@
 """The demo command's own logic, on small inputs: sentence thinning, log rows of a resumed or
-killed run, predictions from reference results, and the slice comparison."""
+killed run, the refine continuation's snapshots, the selection score, predictions from reference results, and the
+slice comparison."""
 import json
 
 import numpy as np
+import torch
+
+from mvp_lm.demo import training
+from mvp_lm.demo.targets import TARGETS, attainment, target_rows
 
 from mvp_lm.demo.ci_slice import compare, flatten
 from mvp_lm.demo.data import thin_per_image
@@ -49,3 +54,53 @@ def test_compare_reports_missing_and_out_of_tolerance_metrics():
     problems = compare(expected, {"panoptic": {"PQ": 31.0, "SQ": 70.0}}, 0.5)
     assert problems == ["refcoco.cIoU: missing", "panoptic.PQ: expected 30.0000, got 31.0000"]
     assert flatten({"a": {"b": 1, "c": "x"}}) == {"a.b": 1.0}
+
+
+def _metrics(values: dict[str, float]) -> dict:
+    """mvp_lm.eval-shaped metrics holding `values` by target label."""
+    out: dict = {}
+    for label, path, _ in TARGETS:
+        if label in values:
+            node = out
+            for key in path[:-1]:
+                node = node.setdefault(key, {})
+            node[path[-1]] = values[label]
+    return out
+
+
+def test_attainment_caps_each_target_and_counts_a_missing_metric_as_zero():
+    at_target = {label: float(t) for label, _, t in TARGETS}
+    assert attainment(_metrics(at_target)) == 100.0
+    # Beating PQ by 40 points does not make up for REC at half its target.
+    surplus = at_target | {"PQ": 100.0, "REC Acc@0.5": 42.5}
+    assert attainment(_metrics(surplus)) == 100 * (len(TARGETS) - 0.5) / len(TARGETS)
+    missing = dict(at_target)
+    del missing["gRES cIoU"]
+    rows = target_rows(_metrics(missing))
+    assert [r["value"] for r in rows if r["metric"] == "gRES cIoU"] == [None]
+    assert attainment(_metrics(missing)) == 100 * (len(TARGETS) - 1) / len(TARGETS)
+
+
+def test_refine_keeps_a_snapshot_per_chunk_and_resumes_without_redoing_them(tmp_path, monkeypatch):
+    """run_refine's bookkeeping around mvp_lm.train (replaced here by a stand-in that advances the checkpoint to
+    `stop_at` and puts the step into the weights)."""
+    init, run = tmp_path / "init", tmp_path / "run"
+    init.mkdir()
+    torch.save({"model": {"w": torch.tensor(-1.0)}, "step": 7000}, init / "checkpoint.pt")
+    calls = []
+
+    def fake_stage(stage, data, images, run_dir, s, init_dir, continuation=None, stop_at=None):
+        calls.append(stop_at)
+        run_dir.mkdir(exist_ok=True)
+        torch.save({"model": {"w": torch.tensor(float(stop_at))}, "step": stop_at}, run_dir / "checkpoint.pt")
+
+    monkeypatch.setattr(training, "run_stage", fake_stage)
+    sched = training.Schedule(refine_steps=2500, select_every=1000)
+    paths = training.run_refine(tmp_path / "d", tmp_path / "i", run, sched, init)
+    assert [p.name for p in paths] == ["step-0.pt", "step-1000.pt", "step-2000.pt", "step-2500.pt"]
+    assert [float(training.weights_of_snapshot(p)["w"]) for p in paths] == [-1.0, 1000.0, 2000.0, 2500.0]
+    assert calls == [1000, 2000, 2500]
+    paths[2].unlink()  # as if killed between the chunk and its snapshot
+    torch.save({"model": {"w": torch.tensor(2000.0)}, "step": 2000}, run / "checkpoint.pt")
+    assert training.run_refine(tmp_path / "d", tmp_path / "i", run, sched, init) == paths
+    assert calls == [1000, 2000, 2500, 2000]

@@ -2,11 +2,13 @@
 
 Steps (data, train and eval are skipped when their outputs exist, so an interrupted run continues where it stopped;
 export and calibration, under a minute, always run):
-  data    synthetic train set (seed 1) and held-out set (seed 2, split "val"); SFT files from the converters
-  train   stage 1, stage 2, then stage 2 continued on every train sentence, of the tiny config, paper variant
-          (mvp_lm.train; resumes from the last checkpoint)
-  export  the last run's weights -> models/demo (mvp_lm.export); the generalised-sentence constants calibrated on
-          the train split (mvp_lm.calibrate)
+  data    synthetic train set (seed 1), held-out set (seed 2, split "val") and dev set (seed 3, split "val", for
+          the checkpoint selection); SFT files from the converters
+  train   stage 1, stage 2, then stage 2 continued on every train sentence, then once more in snapshots, of the
+          tiny config, paper variant (mvp_lm.train; resumes from the last checkpoint)
+  export  each snapshot of the last continuation exported, calibrated and scored on the dev set (select.py; scores
+          are kept, so only new snapshots are scored); the best one's weights -> models/demo (mvp_lm.export), the
+          generalised-sentence constants calibrated on the train split (mvp_lm.calibrate)
   eval    held-out predictions of the exported bundle (mvp_lm.reference, onnx backend) -> models/demo/metrics.json
   docs    docs/loss-curve.png, docs/demo-overlay.png, models/demo/ci-slice/
 """
@@ -18,52 +20,27 @@ import sys
 import time
 from pathlib import Path
 
-from ..calibrate import calibrate
 from ..eval.evaluate import evaluate
 from ..eval.referring import box_iou
-from ..export import export_bundle, file_entry
+from ..export import file_entry
 from ..reference import load_image
+from .bundle import export_calibrated
 from .ci_slice import write_slice
 from .data import make_sft, make_synth
 from .log import step
 from .plots import ReferringExample, loss_curve, overlay, read_log
 from .predict import build_cases, ground_truth, predict, write_json
-from .training import Schedule, checkpoint_step, export_weights, run_stage
+from .select import make_dev, select_snapshot
+from .targets import target_rows
+from .training import (Schedule, checkpoint_step, export_weights, run_refine, run_stage, weights_of_run,
+                       weights_of_snapshot)
 
 STEPS = ("data", "train", "export", "eval", "docs")
-NAME, VERSION = "mvp-lm-demo", "1.0.0"
 SLICE_IMAGES = 16
-# The issue's targets on the held-out split: (label, path into metrics.json's "held_out", threshold).
-TARGETS = (("PQ", ("panoptic", "PQ"), 60), ("mIoU", ("semantic", "mIoU"), 70),
-           ("box AP50", ("instance", "box", "AP50"), 80), ("RES cIoU", ("refcoco", "cIoU"), 75),
-           ("REC Acc@0.5", ("refcoco", "Acc@0.5"), 85), ("no-target accuracy", ("grefcoco", "N-acc"), 80),
-           ("gRES cIoU", ("grefcoco", "cIoU"), 60),
-           ("sentence sensitivity", ("refcoco", "sensitivity", "differing_picks"), 80),
-           ("caption shape F1", ("caption", "content_F1_things"), 80),
-           ("caption stuff F1", ("caption", "content_F1_stuff"), 90))
 
 
-def export_calibrated(weights: Path, out: Path, train_set: Path) -> dict:
-    """mvp_lm.export of the weights into `out`, then mvp_lm.calibrate on the train split. Always both (under a minute
-    together): a bundle already holding these weights may come from an older export (without the batched
-    generation graph or `batching.max_batch`), and an export resets the calibrated constants."""
-    step(f"export: {weights} -> {out}")
-    export_bundle("tiny", "paper", out, checkpoint=weights, seed=0, name=NAME, version=VERSION,
-                  log=lambda m: print(m, flush=True))
-    step(f"calibrate: {out} on the train split {train_set}")
-    calibrate(out, train_set, "train", log=lambda m: print(m, flush=True))
-    return json.loads((out / "manifest.json").read_text())
-
-
-def _at(metrics: dict, path: tuple[str, ...]):
-    for key in path:
-        metrics = metrics.get(key, {}) if isinstance(metrics, dict) else {}
-    return metrics if isinstance(metrics, (int, float)) else None
-
-
-def write_metrics(out: Path, held_out: dict, manifest: dict, runs: list[Path], val_images: int) -> dict:
-    targets = [{"metric": label, "value": _at(held_out, path), "target": t,
-                "reached": (_at(held_out, path) or 0) >= t} for label, path, t in TARGETS]
+def write_metrics(out: Path, held_out: dict, manifest: dict, runs: list[Path], val_images: int,
+                  selection: dict | None) -> dict:
     training = {}
     for run in runs:
         rows = read_log(run, checkpoint_step(run))
@@ -76,7 +53,7 @@ def write_metrics(out: Path, held_out: dict, manifest: dict, runs: list[Path], v
            "checkpoint_sha256": manifest["weights"]["checkpoint_sha256"],
            "held_out": {"dataset": "python -m mvp_lm.synth --seed 2 --size 128", "split": "val", "images": val_images,
                         **held_out},
-           "targets": targets, "training": training,
+           "targets": target_rows(held_out), "training": training, "selection": selection,
            "reproduce": "python -m mvp_lm.demo  (see models/demo/README.md)"}
     out.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
     return doc
@@ -138,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sentences-steps", type=int, default=Schedule.sentences_steps,
                    help="steps of the sentence-heavy continuation of stage 2, 0 = none (the default reproduces the "
                         "shipped model)")
+    p.add_argument("--refine-steps", type=int, default=Schedule.refine_steps,
+                   help="steps of the last continuation, whose snapshots the dev split selects from, 0 = none (the "
+                        "default reproduces the shipped model)")
     p.add_argument("--response-mix", type=float, default=Schedule.response_mix,
                    help="share of stage-2 samples answering with the caption (the default reproduces the shipped model)")
     p.add_argument("--until", choices=STEPS, default=STEPS[-1], help="stop after this step")
@@ -148,19 +128,32 @@ def main(argv: list[str] | None = None) -> int:
     val_set = make_synth(work / "synth-val", 2, a.val_images, "val")
     sft = make_sft(train_set, work / "sft")
     sft_sentences = make_sft(train_set, work / "sft-sentences", sentences_per_image=None)
+    dev_set = make_dev(work)
     if a.until == "data":
         return 0
     sched = Schedule(stage2_steps=a.stage2_steps, stage2_stop=a.stage2_stop, response_mix=a.response_mix,
-                     sentences_steps=a.sentences_steps)
+                     sentences_steps=a.sentences_steps, refine_steps=a.refine_steps)
     runs = [work / "run-stage1", work / "run-stage2"]
     run_stage(1, sft, train_set, runs[0], sched, None)
     run_stage(2, sft, train_set, runs[1], sched, runs[0])
     if sched.sentences_steps:
         runs.append(work / "run-sentences")
-        run_stage(2, sft_sentences, train_set, runs[2], sched, runs[1], sentences=True)
+        run_stage(2, sft_sentences, train_set, runs[2], sched, runs[1], "sentences")
+    snapshots = []
+    if sched.refine_steps:
+        runs.append(work / "run-refine")
+        snapshots = run_refine(sft_sentences, train_set, runs[-1], sched, runs[-2])
     if a.until == "train":
         return 0
-    weights = export_weights(runs[-1], work / "final")
+    selection = None
+    if snapshots:
+        best, selection = select_snapshot(snapshots, runs[-1] / "tokenizer.json", train_set, dev_set,
+                                          runs[-1] / "selection.json", work / "candidate")
+        weights = export_weights(weights_of_snapshot(best), runs[-1] / "tokenizer.json",
+                                 {"snapshot": str(best)}, work / "final")
+    else:
+        weights = export_weights(weights_of_run(runs[-1]), runs[-1] / "tokenizer.json", {"run": str(runs[-1])},
+                                 work / "final")
     manifest = export_calibrated(weights, out, train_set)
     if a.until == "export":
         return 0
@@ -175,11 +168,12 @@ def main(argv: list[str] | None = None) -> int:
         preds = predict(out, val_set, build_cases(gt))
         write_json(pred_path, preds)
     step("evaluate")
-    metrics = write_metrics(out / "metrics.json", evaluate(gt, preds, str(pred_path)), manifest, runs, a.val_images)
+    metrics = write_metrics(out / "metrics.json", evaluate(gt, preds, str(pred_path)), manifest, runs, a.val_images,
+                            selection)
     print(targets_table(metrics), kinds_table(metrics), sep="\n\n", flush=True)
     if a.until == "eval":
         return 0
-    labels = ("stage 1", "stage 2", "sentence continuation")
+    labels = ("stage 1", "stage 2", "sentence continuation", "refine continuation")
     logs = [(label, read_log(run, checkpoint_step(run))) for label, run in zip(labels, runs)]
     step(f"loss curve -> {loss_curve(logs, docs / 'loss-curve.png')}")
     slice_ids = sorted(gt.panoptic["annotations"])[:SLICE_IMAGES]
