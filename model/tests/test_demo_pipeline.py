@@ -104,3 +104,17 @@ def test_refine_keeps_a_snapshot_per_chunk_and_resumes_without_redoing_them(tmp_
     torch.save({"model": {"w": torch.tensor(2000.0)}, "step": 2000}, run / "checkpoint.pt")
     assert training.run_refine(tmp_path / "d", tmp_path / "i", run, sched, init) == paths
     assert calls == [1000, 2000, 2500, 2000]
+
+
+def test_selection_table_lists_snapshots_in_step_order_and_marks_the_selected_one():
+    from mvp_lm.demo.__main__ import selection_table
+
+    def cand(name, value):
+        return {"snapshot": name, "attainment": value, "targets": target_rows({"panoptic": {"PQ": value}})}
+    selection = {"candidates": {"b": cand("step-10000.pt", 50.0), "a": cand("step-2000.pt", 70.0),
+                                "c": cand("step-0.pt", 60.0)},
+                 "selected": {"snapshot": "step-2000.pt", "sha256": "a"}}
+    lines = selection_table(selection).splitlines()
+    assert [line.split(" |")[0] for line in lines[2:]] == ["| step-0", "| step-2000 (selected)", "| step-10000"]
+    assert lines[3].split(" | ")[1:3] == ["70.00", "70.0"] and lines[3].endswith("n/a |")
+    assert selection_table(None) == ""

@@ -78,6 +78,22 @@ def kinds_table(metrics: dict) -> str:
     return "\n".join(rows)
 
 
+def selection_table(selection: dict | None) -> str:
+    """Every snapshot's dev-split scores in step order, the selected one marked (markdown); empty without a
+    selection."""
+    if not selection:
+        return ""
+    cands = sorted(selection["candidates"].items(), key=lambda kv: int(kv[1]["snapshot"].split("-")[1].split(".")[0]))
+    labels = [r["metric"] for r in cands[0][1]["targets"]]
+    rows = ["| snapshot (dev, 100 images) | attainment | " + " | ".join(labels) + " |",
+            "|---" * (len(labels) + 2) + "|"]
+    for sha, c in cands:
+        mark = " (selected)" if sha == selection["selected"]["sha256"] else ""
+        values = " | ".join("n/a" if r["value"] is None else f"{r['value']:.1f}" for r in c["targets"])
+        rows.append(f"| {c['snapshot'].removesuffix('.pt')}{mark} | {c['attainment']:.2f} | {values} |")
+    return "\n".join(rows)
+
+
 def picture(gt, val_set: Path, preds: list[dict], slice_ids: list[int], out: Path) -> Path:
     """The README picture: the first slice image's panoptic result and caption, then the first single-target
     sentence of the slice (in image order) that the model gets right and the first it gets wrong."""
@@ -170,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     step("evaluate")
     metrics = write_metrics(out / "metrics.json", evaluate(gt, preds, str(pred_path)), manifest, runs, a.val_images,
                             selection)
-    print(targets_table(metrics), kinds_table(metrics), sep="\n\n", flush=True)
+    print(targets_table(metrics), kinds_table(metrics), selection_table(selection), sep="\n\n", flush=True)
     if a.until == "eval":
         return 0
     labels = ("stage 1", "stage 2", "sentence continuation", "refine continuation")
