@@ -106,15 +106,38 @@ def test_refine_keeps_a_snapshot_per_chunk_and_resumes_without_redoing_them(tmp_
     assert calls == [1000, 2000, 2500, 2000]
 
 
-def test_selection_table_lists_snapshots_in_step_order_and_marks_the_selected_one():
+def test_selection_table_lists_snapshots_in_their_order_and_marks_the_selected_one():
     from mvp_lm.demo.__main__ import selection_table
 
     def cand(name, value):
         return {"snapshot": name, "attainment": value, "targets": target_rows({"panoptic": {"PQ": value}})}
-    selection = {"candidates": {"b": cand("step-10000.pt", 50.0), "a": cand("step-2000.pt", 70.0),
-                                "c": cand("step-0.pt", 60.0)},
-                 "selected": {"snapshot": "step-2000.pt", "sha256": "a"}}
+    selection = {"candidates": [cand("step-0.pt", 60.0), cand("step-2000.pt", 70.0), cand("step-10000.pt", 50.0)],
+                 "selected": "step-2000.pt"}
     lines = selection_table(selection).splitlines()
     assert [line.split(" |")[0] for line in lines[2:]] == ["| step-0", "| step-2000 (selected)", "| step-10000"]
     assert lines[3].split(" | ")[1:3] == ["70.00", "70.0"] and lines[3].endswith("n/a |")
     assert selection_table(None) == ""
+
+
+def test_select_snapshot_reports_only_these_snapshots_in_their_order_and_the_earliest_best(tmp_path, monkeypatch):
+    from mvp_lm.demo import select
+    from mvp_lm.export import file_entry
+
+    monkeypatch.setattr(select, "ground_truth", lambda dev: {"panoptic": {"annotations": {}}})
+    monkeypatch.setattr(select, "build_cases", lambda gt: [])
+    snaps = []
+    for k in (0, 2000, 4000):
+        snaps.append(tmp_path / f"step-{k}.pt")
+        snaps[-1].write_bytes(str(k).encode())
+    sha = [file_entry(p)["sha256"] for p in snaps]
+    # cached scores, out of order, plus one of a snapshot from another schedule (never scored again here)
+    record = tmp_path / "selection.json"
+    scores = {sha[2]: ("step-4000.pt", 81.0), "stale": ("step-1000.pt", 99.0), sha[0]: ("step-0.pt", 80.0),
+              sha[1]: ("step-2000.pt", 81.0)}
+    record.write_text(json.dumps({"dev_set": "dev", "candidates": {
+        k: {"snapshot": name, "attainment": a, "targets": []} for k, (name, a) in scores.items()}}))
+    best, selection = select.select_snapshot(snaps, tmp_path / "tok", tmp_path, tmp_path / "dev", record,
+                                             tmp_path / "scratch")
+    assert best == snaps[1] and selection["selected"] == "step-2000.pt"
+    assert [c["snapshot"] for c in selection["candidates"]] == ["step-0.pt", "step-2000.pt", "step-4000.pt"]
+    assert [c["sha256"] for c in selection["candidates"]] == sha

@@ -83,12 +83,10 @@ def selection_table(selection: dict | None) -> str:
     selection."""
     if not selection:
         return ""
-    cands = sorted(selection["candidates"].items(), key=lambda kv: int(kv[1]["snapshot"].split("-")[1].split(".")[0]))
-    labels = [r["metric"] for r in cands[0][1]["targets"]]
-    rows = ["| snapshot (dev, 100 images) | attainment | " + " | ".join(labels) + " |",
-            "|---" * (len(labels) + 2) + "|"]
-    for sha, c in cands:
-        mark = " (selected)" if sha == selection["selected"]["sha256"] else ""
+    labels = [r["metric"] for r in selection["candidates"][0]["targets"]]
+    rows = ["| snapshot (dev split) | attainment | " + " | ".join(labels) + " |", "|---" * (len(labels) + 2) + "|"]
+    for c in selection["candidates"]:
+        mark = " (selected)" if c["snapshot"] == selection["selected"] else ""
         values = " | ".join("n/a" if r["value"] is None else f"{r['value']:.1f}" for r in c["targets"])
         rows.append(f"| {c['snapshot'].removesuffix('.pt')}{mark} | {c['attainment']:.2f} | {values} |")
     return "\n".join(rows)

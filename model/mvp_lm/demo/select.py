@@ -26,7 +26,8 @@ def make_dev(work: Path, num_images: int = DEV_IMAGES) -> Path:
 
 def select_snapshot(snapshots: list[Path], tokenizer: Path, train_set: Path, dev_set: Path, record: Path,
                     scratch: Path) -> tuple[Path, dict]:
-    """The best snapshot by dev attainment (the earliest on a tie) and the selection record."""
+    """The best snapshot by dev attainment (the earliest on a tie) and the selection: these snapshots' scores in
+    their order (the record file keeps every score it ever cached, snapshots of other schedules included)."""
     doc = json.loads(record.read_text()) if record.exists() else {"dev_set": str(dev_set), "candidates": {}}
     gt = ground_truth(dev_set)
     cases = build_cases(gt)
@@ -48,9 +49,8 @@ def select_snapshot(snapshots: list[Path], tokenizer: Path, train_set: Path, dev
              + ", ".join(f"{r['metric']} {r['value']:.1f}" for r in doc["candidates"][sha]["targets"]) + ")")
         record.write_text(json.dumps(doc, indent=1) + "\n")
     shutil.rmtree(scratch, ignore_errors=True)
+    candidates = [{"sha256": sha, **doc["candidates"][sha]} for sha in shas]
     # max keeps the first of equals: the earliest snapshot
-    best = max(range(len(snapshots)), key=lambda i: doc["candidates"][shas[i]]["attainment"])
-    doc["selected"] = {"snapshot": snapshots[best].name, "sha256": shas[best]}
-    record.write_text(json.dumps(doc, indent=1) + "\n")
-    step(f"select: {snapshots[best].name} (dev attainment {doc['candidates'][shas[best]]['attainment']:.2f})")
-    return snapshots[best], doc
+    best = max(range(len(snapshots)), key=lambda i: candidates[i]["attainment"])
+    step(f"select: {snapshots[best].name} (dev attainment {candidates[best]['attainment']:.2f})")
+    return snapshots[best], {"dev_set": doc["dev_set"], "candidates": candidates, "selected": snapshots[best].name}

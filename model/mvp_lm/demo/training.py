@@ -36,7 +36,7 @@ class Schedule:
     # `select_every` steps; the demo ships the snapshot (the starting weights included) that scores best on a dev
     # split of its own (select.py). Greedy captions of this tiny LLM swing along training (caption shape F1 of 100
     # held-out images went 50 / 29 / 39 / 49 / 29 / 23 / 31 / 32 over one continuation), so without a selection
-    # where a run happens to end decides them. Every 2,000 steps: each candidate costs ~3 min to export, calibrate
+    # where a run happens to end decides them. Every 2,000 steps: each candidate costs ~1.5 min to export, calibrate
     # and score, so six keep the whole command within a 2-core working session. 0 skips it.
     refine_steps: int = 10000
     refine_lr: float = 2e-4
