@@ -31,7 +31,7 @@ from .log import step
 from .plots import ReferringExample, loss_curve, overlay, read_log
 from .predict import build_cases, ground_truth, predict, write_json
 from .select import make_dev, select_snapshot
-from .targets import target_rows
+from .targets import shown, target_rows
 from .training import (Schedule, checkpoint_step, export_weights, run_refine, run_stage, weights_of_run,
                        weights_of_snapshot)
 
@@ -63,8 +63,7 @@ def targets_table(metrics: dict) -> str:
     """The README's table (markdown)."""
     rows = ["| metric (held-out, 500 images) | value | target | reached |", "|---|---|---|---|"]
     for t in metrics["targets"]:
-        value = "n/a" if t["value"] is None else f"{t['value']:.1f}"
-        rows.append(f"| {t['metric']} | {value} | ≥ {t['target']} | {'yes' if t['reached'] else 'no'} |")
+        rows.append(f"| {t['metric']} | {shown(t['value'])} | ≥ {t['target']} | {'yes' if t['reached'] else 'no'} |")
     return "\n".join(rows)
 
 
@@ -87,7 +86,7 @@ def selection_table(selection: dict | None) -> str:
     rows = ["| snapshot (dev split) | attainment | " + " | ".join(labels) + " |", "|---" * (len(labels) + 2) + "|"]
     for c in selection["candidates"]:
         mark = " (selected)" if c["snapshot"] == selection["selected"] else ""
-        values = " | ".join("n/a" if r["value"] is None else f"{r['value']:.1f}" for r in c["targets"])
+        values = " | ".join(shown(r["value"]) for r in c["targets"])
         rows.append(f"| {c['snapshot'].removesuffix('.pt')}{mark} | {c['attainment']:.2f} | {values} |")
     return "\n".join(rows)
 

@@ -14,7 +14,7 @@ from .bundle import export_calibrated
 from .data import make_synth
 from .log import step
 from .predict import build_cases, ground_truth, predict, write_json
-from .targets import attainment, target_rows
+from .targets import attainment, shown, target_rows
 from .training import export_weights, weights_of_snapshot
 
 DEV_SEED, DEV_IMAGES = 3, 100
@@ -46,7 +46,7 @@ def select_snapshot(snapshots: list[Path], tokenizer: Path, train_set: Path, dev
                                   "rec_by_kind": {k: v["Acc@0.5"] for k, v in
                                                   metrics.get("refcoco", {}).get("by_kind", {}).items()}}
         step(f"select: {snap.name} attainment {doc['candidates'][sha]['attainment']:.2f} ("
-             + ", ".join(f"{r['metric']} {r['value']:.1f}" for r in doc["candidates"][sha]["targets"]) + ")")
+             + ", ".join(f"{r['metric']} {shown(r['value'])}" for r in doc["candidates"][sha]["targets"]) + ")")
         record.write_text(json.dumps(doc, indent=1) + "\n")
     shutil.rmtree(scratch, ignore_errors=True)
     candidates = [{"sha256": sha, **doc["candidates"][sha]} for sha in shas]

@@ -26,6 +26,11 @@ def target_rows(metrics: dict) -> list[dict]:
     return rows
 
 
+def shown(value: float | None) -> str:
+    """A metric as the tables and logs print it: one decimal, "n/a" where the metrics lack it."""
+    return "n/a" if value is None else f"{value:.1f}"
+
+
 def attainment(metrics: dict) -> float:
     """Mean over the targets of min(value / target, 1), in %: every target counts alike, and going past one buys
     nothing, so a snapshot cannot trade a missed target for a surplus on a met one."""
